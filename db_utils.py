@@ -1,0 +1,23 @@
+"""Identifiers shared by every social-tui table: `{prefix}-{random}` ids in the AWS style."""
+
+from __future__ import annotations
+
+import secrets
+
+PREFIX_POST = "p"
+PREFIX_MEDIA = "med"
+PREFIX_RUN = "run"
+PREFIX_DOWNLOAD = "dl"
+PREFIX_PROFILE = "prf"
+PREFIX_TAG = "tag"
+PREFIX_ACTION = "act"
+
+_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def generate_aws_id(prefix: str, length: int = 17) -> str:
+    """Return a new random id such as `med-0f3k9x...`: unguessable, URL-safe, lower case."""
+    if not prefix or not prefix.isalnum():
+        raise ValueError(f"id prefix must be letters or digits, got {prefix!r}")
+    body = "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    return f"{prefix}-{body}"

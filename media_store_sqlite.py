@@ -1,0 +1,476 @@
+"""The embedded SQLite back end: WAL mode, schema created on first use, atomic steps in
+`BEGIN IMMEDIATE` transactions (the SQLite twin of the PostgreSQL functions)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Iterator
+
+from db_utils import PREFIX_POST, PREFIX_RUN, generate_aws_id
+from media_store import (
+    AnalysisOutcome,
+    DownloadOutcome,
+    MediaSlotRow,
+    PostRecord,
+    RunCounts,
+    StoreError,
+    UpsertedMedia,
+    normalize_row,
+    parse_log,
+    to_iso,
+    utc_now,
+)
+
+SCHEMA_FILE = Path(__file__).with_name("sqlite_schema.sql")
+JSON_COLUMNS = ("raw_json", "stats_json", "payload", "ai_analysis", "ai_analysis_log")
+CHUNK = 500  # rows per statement batch; well under SQLite's variable limit
+
+
+def _cutoff(lease_seconds: int) -> str:
+    return to_iso(datetime.now(timezone.utc) - timedelta(seconds=lease_seconds))
+
+
+def _encode(column: str, value):
+    if column in JSON_COLUMNS and value is not None and not isinstance(value, str):
+        return json.dumps(value, separators=(",", ":"))
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def _chunks(items: list, size: int = CHUNK) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class SQLiteStore:
+    """MediaStore on one SQLite file. Safe to share between threads (one lock, one connection)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                self.path, timeout=60, isolation_level=None, check_same_thread=False
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from None
+        self._conn.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.execute("PRAGMA busy_timeout=60000")
+        with self._lock:
+            self._conn.executescript("BEGIN IMMEDIATE;" + SCHEMA_FILE.read_text() + "COMMIT;")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE: take the write lock up front so read-then-write steps are atomic."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _rows(self, sql: str, params: tuple | list = ()) -> list[dict]:
+        with self._lock:
+            return [normalize_row(dict(r)) for r in self._conn.execute(sql, params).fetchall()]
+
+    # posts and runs ---------------------------------------------------------------------
+
+    def upsert_posts(self, records: list[PostRecord]) -> list[tuple[str, bool]]:
+        now = utc_now()
+        result: dict[str, tuple[str, bool]] = {}
+        with self._transaction() as conn:
+            for chunk in _chunks(records):
+                urns = [r.urn for r in chunk]
+                marks = ",".join("?" * len(urns))
+                existing = dict(
+                    conn.execute(f"SELECT urn, post_id FROM posts WHERE urn IN ({marks})", urns).fetchall()
+                )
+                for record in chunk:
+                    post_id = existing.get(record.urn) or result.get(record.urn, (None,))[0]
+                    inserted = post_id is None
+                    post_id = post_id or generate_aws_id(PREFIX_POST)
+                    conn.execute(
+                        """INSERT INTO posts (post_id, urn, full_urn, posted_at_timestamp, posted_at,
+                               author_username, author_name, text_content, post_url, post_type,
+                               raw_json, first_seen_at, last_seen_at, created_at, updated_at)
+                           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                           ON CONFLICT (urn) DO UPDATE SET
+                               full_urn = coalesce(excluded.full_urn, posts.full_urn),
+                               posted_at_timestamp = coalesce(excluded.posted_at_timestamp, posts.posted_at_timestamp),
+                               posted_at = coalesce(excluded.posted_at, posts.posted_at),
+                               author_username = coalesce(excluded.author_username, posts.author_username),
+                               author_name = coalesce(excluded.author_name, posts.author_name),
+                               text_content = coalesce(excluded.text_content, posts.text_content),
+                               post_url = coalesce(excluded.post_url, posts.post_url),
+                               post_type = coalesce(excluded.post_type, posts.post_type),
+                               raw_json = excluded.raw_json,
+                               last_seen_at = excluded.last_seen_at,
+                               updated_at = excluded.updated_at""",
+                        (
+                            post_id, record.urn, record.full_urn, record.posted_at_timestamp,
+                            record.posted_at, record.author_username, record.author_name,
+                            record.text_content, record.post_url, record.post_type,
+                            _encode("raw_json", record.raw_json), now, now, now, now,
+                        ),
+                    )  # fmt: skip
+                    previous = result.get(record.urn)
+                    result[record.urn] = (post_id, inserted if previous is None else previous[1])
+        return [result[r.urn] for r in records]
+
+    def start_run(self, source_path: str, script_name: str) -> str:
+        run_id = generate_aws_id(PREFIX_RUN)
+        now = utc_now()
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO download_runs (run_id, started_at, source_path, script_name, created_at)"
+                " VALUES (?,?,?,?,?)",
+                (run_id, now, source_path, script_name, now),
+            )
+        return run_id
+
+    def finish_run(self, run_id: str, counts: RunCounts, status: str) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                """UPDATE download_runs SET completed_at=?, status=?, posts_processed=?, posts_new=?,
+                       posts_updated=?, error_count=?, error_message=? WHERE run_id=?""",
+                (
+                    utc_now(), status, counts.posts_processed, counts.posts_new,
+                    counts.posts_updated, counts.error_count,
+                    "\n".join(counts.errors[:50]) or None, run_id,
+                ),
+            )  # fmt: skip
+
+    def insert_data_downloads(self, rows: list[dict]) -> None:
+        if not rows:
+            return
+        columns = list(rows[0])
+        sql = (
+            f"INSERT INTO data_downloads ({','.join(columns)}, created_at)"
+            f" VALUES ({','.join('?' * (len(columns) + 1))})"
+        )
+        now = utc_now()
+        with self._transaction() as conn:
+            conn.executemany(sql, [[_encode(c, row[c]) for c in columns] + [now] for row in rows])
+
+    # media slots ------------------------------------------------------------------------
+
+    def upsert_media(self, rows: list[MediaSlotRow]) -> list[UpsertedMedia]:
+        now = utc_now()
+        out: list[UpsertedMedia] = []
+        with self._transaction() as conn:
+            for row in rows:
+                current = conn.execute(
+                    "SELECT media_id, media_url, url_expires_at, download_status FROM post_media"
+                    " WHERE post_id=? AND slot_key=?",
+                    (row.post_id, row.slot_key),
+                ).fetchone()
+                if current is None:
+                    conn.execute(
+                        """INSERT INTO post_media (media_id, post_id, media_type, media_url, slot_key,
+                               slot_role, position, url_expires_at, ai_analysis_log, created_at, updated_at)
+                           VALUES (?,?,?,?,?,?,?,?,'[]',?,?)""",
+                        (
+                            row.media_id, row.post_id, row.media_type, row.media_url, row.slot_key,
+                            row.slot_role, row.position, row.url_expires_at, now, now,
+                        ),
+                    )  # fmt: skip
+                    out.append(UpsertedMedia(row.media_id, row.post_id, row.slot_key, True))
+                    continue
+                out.append(UpsertedMedia(current["media_id"], row.post_id, row.slot_key, False))
+                if row.media_url == current["media_url"]:
+                    continue
+                old_expiry, new_expiry = current["url_expires_at"], row.url_expires_at
+                newer = old_expiry is None or new_expiry is None or new_expiry >= old_expiry
+                conn.execute(
+                    """UPDATE post_media SET media_url=?, url_expires_at=?, download_permanent=0,
+                           download_status=CASE WHEN download_status='failed' THEN 'pending'
+                                                ELSE download_status END,
+                           updated_at=? WHERE media_id=?""",
+                    (
+                        row.media_url if newer else current["media_url"],
+                        max(filter(None, (old_expiry, new_expiry)), default=None),
+                        now,
+                        current["media_id"],
+                    ),
+                )
+        return out
+
+    def list_media(
+        self,
+        post_id: str | None = None,
+        download_status: str | None = None,
+        ai_status: str | None = None,
+        media_ids: list[str] | None = None,
+    ) -> list[dict]:
+        where, params = [], []
+        for column, value in (
+            ("post_id", post_id),
+            ("download_status", download_status),
+            ("ai_analysis_status", ai_status),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if media_ids is not None:
+            if not media_ids:
+                return []
+            rows: list[dict] = []
+            for chunk in _chunks(media_ids):
+                clause = " AND ".join(where + [f"media_id IN ({','.join('?' * len(chunk))})"])
+                rows += self._rows(f"SELECT * FROM post_media WHERE {clause}", params + chunk)
+            return sorted(rows, key=lambda r: (r["post_id"], r["position"], r["media_id"]))
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        return self._rows(
+            f"SELECT * FROM post_media {clause} ORDER BY post_id, position, media_id", params
+        )
+
+    def get_media(self, media_id: str) -> dict | None:
+        rows = self._rows("SELECT * FROM post_media WHERE media_id = ?", (media_id,))
+        return rows[0] if rows else None
+
+    # downloads --------------------------------------------------------------------------
+
+    def download_claimants(self) -> list[str]:
+        rows = self._rows(
+            "SELECT DISTINCT download_claimed_by FROM post_media"
+            " WHERE download_claimed_by IS NOT NULL AND download_status <> 'downloaded'"
+        )
+        return [r["download_claimed_by"] for r in rows]
+
+    def claim_downloads(
+        self,
+        worker: str,
+        limit: int,
+        retry_failed: bool = False,
+        dead_workers: list[str] | None = None,
+        media_ids: list[str] | None = None,
+        lease_seconds: int = 15 * 60,
+    ) -> list[dict]:
+        dead = list(dead_workers or [])
+        params: list = [int(retry_failed), _cutoff(lease_seconds), *dead]
+        id_clause = ""
+        if media_ids is not None:
+            id_clause = f"AND media_id IN ({','.join('?' * len(media_ids))})" if media_ids else "AND 0"
+            params += media_ids
+        with self._transaction() as conn:
+            picked = [
+                r[0]
+                for r in conn.execute(
+                    f"""SELECT media_id FROM post_media
+                         WHERE (download_status = 'pending'
+                                OR (download_status = 'failed' AND (? OR NOT download_permanent)))
+                           AND (download_claimed_by IS NULL OR download_claimed_at < ?
+                                OR download_claimed_by IN ({",".join("?" * len(dead))}))
+                           {id_clause}
+                         ORDER BY url_expires_at IS NULL, url_expires_at, created_at, position
+                         LIMIT ?""",
+                    params + [limit],
+                ).fetchall()
+            ]
+            if not picked:
+                return []
+            marks = ",".join("?" * len(picked))
+            conn.execute(
+                f"UPDATE post_media SET download_claimed_by=?, download_claimed_at=? WHERE media_id IN ({marks})",
+                [worker, utc_now(), *picked],
+            )
+            rows = conn.execute(f"SELECT * FROM post_media WHERE media_id IN ({marks})", picked).fetchall()
+        order = {media_id: i for i, media_id in enumerate(picked)}
+        return sorted((normalize_row(dict(r)) for r in rows), key=lambda r: order[r["media_id"]])
+
+    def finish_downloads(self, worker: str, outcomes: list[DownloadOutcome]) -> int:
+        now = utc_now()
+        done = 0
+        with self._transaction() as conn:
+            for o in outcomes:
+                row = conn.execute(
+                    "SELECT ai_analysis_log FROM post_media WHERE media_id=? AND download_claimed_by=?",
+                    (o.media_id, worker),
+                ).fetchone()
+                if row is None:
+                    continue
+                log = parse_log(row["ai_analysis_log"]) + [o.event]
+                ok = o.download_status == "downloaded"
+                conn.execute(
+                    """UPDATE post_media SET download_status=?,
+                           md5_sum=coalesce(?, md5_sum), file_size=coalesce(?, file_size),
+                           mime_type=coalesce(?, mime_type), width=coalesce(?, width),
+                           height=coalesce(?, height), local_file_path=coalesce(?, local_file_path),
+                           download_error=?, download_error_kind=?, download_permanent=?,
+                           download_attempts=download_attempts + ?,
+                           downloaded_at=CASE WHEN ? THEN ? ELSE downloaded_at END,
+                           cache_used_at=CASE WHEN ? THEN ? ELSE cache_used_at END,
+                           evicted_at=CASE WHEN ? THEN NULL ELSE evicted_at END,
+                           download_claimed_by=NULL, download_claimed_at=NULL,
+                           ai_analysis_log=?, updated_at=? WHERE media_id=?""",
+                    (
+                        o.download_status, o.md5_sum, o.file_size, o.mime_type, o.width, o.height,
+                        o.local_file_path, o.download_error, o.download_error_kind,
+                        int(o.download_permanent), o.attempts, ok, now, ok, now, ok,
+                        json.dumps(log), now, o.media_id,
+                    ),
+                )  # fmt: skip
+                done += 1
+        return done
+
+    # analysis ---------------------------------------------------------------------------
+
+    def claim_analysis(
+        self,
+        worker: str,
+        limit: int,
+        statuses: list[str],
+        event: dict,
+        media_ids: list[str] | None = None,
+        lease_seconds: int = 10 * 60,
+    ) -> list[dict]:
+        params: list = [*statuses, _cutoff(lease_seconds)]
+        id_clause = ""
+        if media_ids is not None:
+            id_clause = f"AND media_id IN ({','.join('?' * len(media_ids))})" if media_ids else "AND 0"
+            params += media_ids
+        now = utc_now()
+        with self._transaction() as conn:
+            picked = conn.execute(
+                f"""SELECT media_id, ai_analysis_log FROM post_media
+                     WHERE download_status = 'downloaded' AND evicted_at IS NULL
+                       AND local_file_path IS NOT NULL
+                       AND (ai_analysis_status IN ({",".join("?" * len(statuses))})
+                            OR (ai_analysis_status = 'started'
+                                AND (ai_claimed_at IS NULL OR ai_claimed_at < ?)))
+                       {id_clause}
+                     ORDER BY created_at, media_id LIMIT ?""",
+                params + [limit],
+            ).fetchall()
+            for row in picked:
+                conn.execute(
+                    """UPDATE post_media SET ai_analysis_status='started', ai_claimed_by=?,
+                           ai_claimed_at=?, ai_analysis_log=?, updated_at=? WHERE media_id=?""",
+                    (worker, now, json.dumps(parse_log(row["ai_analysis_log"]) + [event]), now, row["media_id"]),
+                )
+            ids = [r["media_id"] for r in picked]
+            rows = conn.execute(
+                f"SELECT * FROM post_media WHERE media_id IN ({','.join('?' * len(ids))})", ids
+            ).fetchall()
+        return sorted((normalize_row(dict(r)) for r in rows), key=lambda r: ids.index(r["media_id"]))
+
+    def finish_analysis(self, worker: str, outcome: AnalysisOutcome) -> bool:
+        now = utc_now()
+        done = outcome.status == "completed"
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT ai_analysis_log FROM post_media"
+                " WHERE media_id=? AND ai_claimed_by=? AND ai_analysis_status='started'",
+                (outcome.media_id, worker),
+            ).fetchone()
+            if row is None:
+                return False
+            conn.execute(
+                """UPDATE post_media SET ai_analysis_status=?,
+                       ai_analysis=CASE WHEN ? THEN ? ELSE ai_analysis END,
+                       ai_analyzed_at=CASE WHEN ? THEN ? ELSE ai_analyzed_at END,
+                       ai_model=coalesce(?, ai_model),
+                       ai_prompt_tokens=coalesce(ai_prompt_tokens, 0) + ?,
+                       ai_completion_tokens=coalesce(ai_completion_tokens, 0) + ?,
+                       ai_cost_usd=coalesce(ai_cost_usd, 0) + ?,
+                       ai_claimed_by=NULL, ai_claimed_at=NULL, ai_analysis_log=?, updated_at=?
+                   WHERE media_id=?""",
+                (
+                    outcome.status, done, _encode("ai_analysis", outcome.analysis), done, now,
+                    outcome.model, outcome.prompt_tokens, outcome.completion_tokens,
+                    outcome.cost_usd, json.dumps(parse_log(row["ai_analysis_log"]) + [outcome.event]),
+                    now, outcome.media_id,
+                ),
+            )  # fmt: skip
+        return True
+
+    # single-row updates -----------------------------------------------------------------
+
+    def append_event(self, media_id: str, event: dict) -> None:
+        self.update_media(media_id, {}, event)
+
+    def update_media(self, media_id: str, fields: dict, event: dict | None = None) -> None:
+        with self._transaction() as conn:
+            assignments = {k: _encode(k, v) for k, v in fields.items()}
+            if event is not None:
+                row = conn.execute(
+                    "SELECT ai_analysis_log FROM post_media WHERE media_id=?", (media_id,)
+                ).fetchone()
+                if row is None:
+                    return
+                assignments["ai_analysis_log"] = json.dumps(parse_log(row["ai_analysis_log"]) + [event])
+            assignments["updated_at"] = utc_now()
+            sets = ", ".join(f"{column}=?" for column in assignments)
+            conn.execute(
+                f"UPDATE post_media SET {sets} WHERE media_id=?", [*assignments.values(), media_id]
+            )
+
+    def find_archived_copy(self, md5_sum: str) -> str | None:
+        rows = self._rows(
+            "SELECT archive_url FROM post_media WHERE md5_sum=? AND archive_url IS NOT NULL LIMIT 1",
+            (md5_sum,),
+        )
+        return rows[0]["archive_url"] if rows else None
+
+    # posts for backfill -----------------------------------------------------------------
+
+    def posts_page(self, after_post_id: str | None, limit: int, start_date: str | None = None) -> list[dict]:
+        where, params = ["post_id > ?"], [after_post_id or ""]
+        if start_date:
+            where.append("posted_at >= ?")
+            params.append(start_date)
+        return self._rows(
+            f"SELECT post_id, urn, posted_at, raw_json FROM posts WHERE {' AND '.join(where)}"
+            " ORDER BY post_id LIMIT ?",
+            params + [limit],
+        )
+
+    def post_ids_with_media(self, post_ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(post_ids):
+            rows = self._rows(
+                f"SELECT DISTINCT post_id FROM post_media WHERE post_id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            found.update(r["post_id"] for r in rows)
+        return found
+
+    def media_counts(self) -> dict:
+        with self._lock:
+            return _counts(self._conn)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def _counts(conn: sqlite3.Connection) -> dict:
+    one = conn.execute(
+        """SELECT count(*) AS media_total, count(archive_url) AS archived,
+                  coalesce(sum(ai_cost_usd), 0) AS ai_cost_usd,
+                  coalesce(sum(ai_prompt_tokens), 0) AS ai_prompt_tokens,
+                  coalesce(sum(ai_completion_tokens), 0) AS ai_completion_tokens,
+                  count(evicted_at) AS evicted,
+                  sum(CASE WHEN download_status <> 'downloaded' AND url_expires_at >= ?
+                            AND url_expires_at < ? THEN 1 ELSE 0 END) AS expiring_48h
+             FROM post_media""",
+        (utc_now(), to_iso(datetime.now(timezone.utc) + timedelta(hours=48))),
+    ).fetchone()
+    counts = dict(one)
+    counts["expiring_48h"] = counts["expiring_48h"] or 0
+    counts["posts_total"] = conn.execute("SELECT count(*) FROM posts").fetchone()[0]
+    for column, key in (("download_status", "by_download_status"), ("ai_analysis_status", "by_ai_status")):
+        counts[key] = dict(conn.execute(f"SELECT {column}, count(*) FROM post_media GROUP BY {column}").fetchall())
+    return counts

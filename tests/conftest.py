@@ -1,0 +1,168 @@
+"""Real components on loopback: PostgreSQL, the media test server, files in tmp_path.
+
+Tests that need PostgreSQL fail (never skip) when CI is set.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from config import Settings
+from media_store_postgres import PostgresStore
+from media_store_sqlite import SQLiteStore
+from media_test_server import MediaTestServer, rewrite_hosts, serve_samples
+from schema_migrations import apply_pending
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+SCRAPE1 = SAMPLES / "posts_scrape1.json"
+SCRAPE2 = SAMPLES / "posts_scrape2_resigned.json"
+PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+APP_TABLES = (
+    "post_media, action_queue, post_tags, profile_tags, tags, profiles, data_downloads, download_runs, posts"
+)
+
+
+def need_service(reason: str) -> None:
+    """Skip locally when a service is missing, but fail under CI."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set, so this test may not skip)")
+    pytest.skip(reason)
+
+
+def _database_url(admin_url: str, name: str) -> str:
+    params = psycopg.conninfo.conninfo_to_dict(admin_url)
+    params["dbname"] = name
+    return psycopg.conninfo.make_conninfo(**params)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    try:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5):
+            pass
+    except psycopg.OperationalError as exc:
+        need_service(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc}")
+    return PG_ADMIN_URL
+
+
+@pytest.fixture(scope="session")
+def pg_empty_database_factory(pg_server):
+    """Create throwaway databases; all are dropped at the end of the session."""
+    created: list[str] = []
+
+    def create() -> str:
+        name = f"social_tui_test_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return _database_url(pg_server, name)
+
+    yield create
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        for name in created:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_empty_database_factory) -> str:
+    """A migrated database shared by the session; tests empty its tables first."""
+    url = pg_empty_database_factory()
+    apply_pending(url)
+    return url
+
+
+@pytest.fixture
+def pg_clean_url(pg_url) -> str:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {APP_TABLES} CASCADE")
+    return pg_url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_kind(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def store_url(store_kind, tmp_path, request) -> str:
+    if store_kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'db' / 'social_tui.db'}"
+    return request.getfixturevalue("pg_clean_url")
+
+
+@pytest.fixture
+def store(store_kind, store_url):
+    opened = SQLiteStore(store_url[len("sqlite:///") :]) if store_kind == "sqlite" else PostgresStore(store_url)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture(scope="session")
+def media_server():
+    """The loopback CDN: every sample post's media path with real bytes."""
+    with MediaTestServer() as server:
+        serve_samples(server, [SCRAPE1, SCRAPE2])
+        yield server
+
+
+@pytest.fixture
+def served(media_server):
+    media_server.clear()
+    return media_server
+
+
+@pytest.fixture
+def samples_dir(tmp_path, media_server) -> Path:
+    """The sample posts with their CDN hosts pointed at the loopback media server."""
+    directory = tmp_path / "posts"
+    directory.mkdir()
+    for source in (SCRAPE1, SCRAPE2):
+        (directory / source.name).write_text(rewrite_hosts(source.read_text(), media_server.base_url))
+    return directory
+
+
+def scrape(samples_dir: Path, which: int) -> Path:
+    """One scrape's file alone in a directory of its own."""
+    source = samples_dir / (SCRAPE1.name if which == 1 else SCRAPE2.name)
+    target = samples_dir.parent / f"scrape{which}"
+    target.mkdir(exist_ok=True)
+    (target / source.name).write_text(source.read_text())
+    return target
+
+
+@pytest.fixture
+def settings(tmp_path, store_url) -> Settings:
+    return Settings(
+        database_url=store_url,
+        cache_dir=tmp_path / "cache" / "media",
+        allow_private_hosts=(ipaddress.ip_network("127.0.0.0/8"),),
+        download_timeout=2.0,
+        log_file=tmp_path / "log" / "media.log",
+    )
+
+
+@pytest.fixture
+def cli_env(settings, tmp_path) -> dict[str, str]:
+    """Environment for running the CLIs as subprocesses against the test store and servers."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "SUPABASE", "MEDIA_", "AWS_", "OPENAI"))}
+    env.update(
+        DATABASE_URL=settings.database_url or "",
+        MEDIA_CACHE_DIR=str(settings.cache_dir),
+        MEDIA_ALLOW_PRIVATE_HOSTS="127.0.0.0/8",
+        MEDIA_DOWNLOAD_TIMEOUT="2",
+        MEDIA_LOG_FILE=str(settings.log_file),
+        PYTHONPATH=str(ROOT),
+    )
+    return env
+
+
+def with_settings(settings: Settings, **changes) -> Settings:
+    return replace(settings, **changes)

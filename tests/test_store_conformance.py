@@ -1,0 +1,243 @@
+"""One behaviour suite, run against every store back end."""
+
+from __future__ import annotations
+
+import threading
+
+from db_utils import PREFIX_MEDIA, generate_aws_id
+from media_store import (
+    AnalysisOutcome,
+    DownloadOutcome,
+    MediaSlotRow,
+    PostRecord,
+    RunCounts,
+    make_event,
+)
+
+
+def post(urn: str, text: str = "hello", posted_at: str | None = "2025-11-20T10:00:00.000000+00:00") -> PostRecord:
+    return PostRecord(urn, urn, 1763632800000, posted_at, "ana", "Ana L", text, "https://x", "regular", {"urn": urn, "text": text})
+
+
+def slot(post_id: str, path: str, url_query: str = "e=1764877600&t=a", expires: str | None = "2025-12-04T19:46:40.000000+00:00", position: int = 0) -> MediaSlotRow:
+    url = f"https://media.licdn.com{path}?{url_query}"
+    return MediaSlotRow(generate_aws_id(PREFIX_MEDIA), post_id, "image", url, f"https://media.licdn.com{path}", "image", position, expires)
+
+
+def seeded(store, n_slots: int = 3) -> tuple[str, list[str]]:
+    [(post_id, _)] = store.upsert_posts([post("urn:li:activity:1")])
+    media = store.upsert_media([slot(post_id, f"/img/{i}", position=i) for i in range(n_slots)])
+    return post_id, [m.media_id for m in media]
+
+
+def downloaded(media_id: str, md5: str = "a" * 32) -> DownloadOutcome:
+    return DownloadOutcome(
+        media_id, "downloaded", make_event("media_downloaded", details={"md5_sum": md5}),
+        md5_sum=md5, file_size=10, mime_type="image/jpeg", width=4, height=3,
+        local_file_path=f"cache/media/images/{md5}.jpg", attempts=1,
+    )  # fmt: skip
+
+
+def test_upsert_posts_keeps_post_id_and_refreshes_fields(store):
+    [(first_id, inserted)] = store.upsert_posts([post("urn:li:activity:1", "v1")])
+    [(second_id, again)] = store.upsert_posts([post("urn:li:activity:1", "v2")])
+    assert inserted is True and again is False and first_id == second_id
+    page = store.posts_page(None, 10)
+    assert [p["raw_json"]["text"] for p in page] == ["v2"]
+
+
+def test_upsert_posts_returns_ids_in_input_order(store):
+    urns = [f"urn:li:activity:{i}" for i in range(5)]
+    ids = store.upsert_posts([post(u) for u in urns])
+    again = store.upsert_posts([post(u) for u in reversed(urns)])
+    assert [i for i, _ in again] == [i for i, _ in reversed(ids)]
+
+
+def test_upsert_media_is_idempotent_and_keeps_newest_url(store):
+    post_id, ids = seeded(store, 1)
+    newer = slot(post_id, "/img/0", "e=1765000000&t=b", "2025-12-06T05:46:40.000000+00:00")
+    older = slot(post_id, "/img/0", "e=1764000000&t=c", "2025-11-24T16:00:00.000000+00:00")
+    assert [m.inserted for m in store.upsert_media([newer])] == [False]
+    assert [m.media_id for m in store.upsert_media([older])] == ids
+    [row] = store.list_media(post_id=post_id)
+    assert row["media_url"].endswith("e=1765000000&t=b")
+    assert row["url_expires_at"].startswith("2025-12-06")
+
+
+def test_fresh_url_sets_failed_slot_back_to_pending(store):
+    post_id, [media_id] = seeded(store, 1)
+    [claimed] = store.claim_downloads("w1", 10)
+    failure = DownloadOutcome(media_id, "failed", make_event("media_download_failed", "failed"), download_error="403", download_error_kind="http_status", download_permanent=True, attempts=1)
+    store.finish_downloads("w1", [failure])
+    assert store.get_media(media_id)["download_status"] == "failed"
+    assert store.claim_downloads("w1", 10) == []  # permanent: not retried by every run
+    store.upsert_media([slot(post_id, "/img/0", "e=1769000000&t=z", "2026-01-21T12:53:20.000000+00:00")])
+    row = store.get_media(media_id)
+    assert row["download_status"] == "pending" and row["download_permanent"] is False
+
+
+def test_permanent_failures_retry_only_when_asked(store):
+    _, [media_id] = seeded(store, 1)
+    store.claim_downloads("w1", 1)
+    store.finish_downloads("w1", [DownloadOutcome(media_id, "failed", make_event("media_download_failed", "failed"), download_permanent=True)])
+    assert store.claim_downloads("w2", 5) == []
+    assert [r["media_id"] for r in store.claim_downloads("w2", 5, retry_failed=True)] == [media_id]
+
+
+def test_claims_are_exclusive_and_soonest_expiry_first(store):
+    [(post_id, _)] = store.upsert_posts([post("urn:li:activity:1")])
+    late = slot(post_id, "/late", expires="2026-02-01T00:00:00.000000+00:00")
+    soon = slot(post_id, "/soon", expires="2025-12-01T00:00:00.000000+00:00", position=1)
+    never = slot(post_id, "/never", expires=None, position=2)
+    store.upsert_media([late, never, soon])
+    first = store.claim_downloads("w1", 2)
+    assert [r["slot_key"].rsplit("/", 1)[1] for r in first] == ["soon", "late"]
+    second = store.claim_downloads("w2", 5)
+    assert [r["slot_key"].rsplit("/", 1)[1] for r in second] == ["never"]
+    assert store.claim_downloads("w3", 5) == []
+
+
+def test_dead_workers_claims_are_taken_over(store):
+    _, ids = seeded(store, 2)
+    store.claim_downloads("host:999999:dead", 5)
+    assert store.claim_downloads("w2", 5) == []
+    assert "host:999999:dead" in store.download_claimants()
+    taken = store.claim_downloads("w2", 5, dead_workers=["host:999999:dead"])
+    assert sorted(r["media_id"] for r in taken) == sorted(ids)
+
+
+def test_expired_download_lease_is_taken_over(store):
+    seeded(store, 1)
+    store.claim_downloads("w1", 5)
+    assert store.claim_downloads("w2", 5, lease_seconds=3600) == []
+    assert len(store.claim_downloads("w2", 5, lease_seconds=0)) == 1
+
+
+def test_finish_downloads_writes_batch_and_appends_event(store):
+    _, ids = seeded(store, 3)
+    store.claim_downloads("w1", 3)
+    assert store.finish_downloads("w1", [downloaded(i, c * 32) for i, c in zip(ids, "abc")]) == 3
+    rows = store.list_media(download_status="downloaded")
+    assert len(rows) == 3
+    row = store.get_media(ids[1])
+    assert (row["md5_sum"], row["file_size"], row["width"], row["mime_type"]) == ("b" * 32, 10, 4, "image/jpeg")
+    assert [e["event"] for e in row["ai_analysis_log"]] == ["media_downloaded"]
+    assert row["download_claimed_by"] is None and row["download_attempts"] == 1
+
+
+def test_only_the_claim_owner_can_finish(store):
+    _, [media_id] = seeded(store, 1)
+    store.claim_downloads("w1", 1)
+    assert store.finish_downloads("intruder", [downloaded(media_id)]) == 0
+    assert store.get_media(media_id)["download_status"] == "pending"
+
+
+def test_event_log_is_an_array_and_appends_never_rewrite(store):
+    _, [media_id] = seeded(store, 1)
+    for n in range(3):
+        store.append_event(media_id, make_event("media_archived", details={"n": n}))
+    log = store.get_media(media_id)["ai_analysis_log"]
+    assert isinstance(log, list) and [e["details"]["n"] for e in log] == [0, 1, 2]
+    assert set(log[0]) >= {"timestamp", "event", "status"}
+
+
+def test_concurrent_appends_lose_nothing(store):
+    _, [media_id] = seeded(store, 1)
+
+    def append(worker: int) -> None:
+        for n in range(10):
+            store.append_event(media_id, make_event("media_archived", details={"w": worker, "n": n}))
+
+    threads = [threading.Thread(target=append, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(store.get_media(media_id)["ai_analysis_log"]) == 40
+
+
+def _analysable(store, n: int) -> list[str]:
+    _, ids = seeded(store, n)
+    store.claim_downloads("d", n)
+    store.finish_downloads("d", [downloaded(i, f"{k:032x}") for k, i in enumerate(ids)])
+    return ids
+
+
+def test_analysis_claim_is_exclusive_and_logs_started(store):
+    ids = _analysable(store, 3)
+    started = make_event("ai_analysis_started", model="m")
+    a = store.claim_analysis("w1", 2, ["not_started"], started)
+    b = store.claim_analysis("w2", 5, ["not_started"], started)
+    assert len(a) == 2 and len(b) == 1
+    assert {r["media_id"] for r in a + b} == set(ids)
+    assert all(r["ai_analysis_status"] == "started" for r in a + b)
+    assert a[0]["ai_claimed_by"] == "w1"
+    assert a[0]["ai_analysis_log"][-1]["event"] == "ai_analysis_started"
+
+
+def test_analysis_needs_a_cached_file(store):
+    seeded(store, 2)  # pending downloads only
+    assert store.claim_analysis("w1", 5, ["not_started"], make_event("ai_analysis_started")) == []
+
+
+def test_finish_analysis_completed_and_failed(store):
+    ids = _analysable(store, 2)
+    store.claim_analysis("w1", 2, ["not_started"], make_event("ai_analysis_started"))
+    done = AnalysisOutcome(ids[0], "completed", make_event("ai_analysis_completed"), {"description": "a chart", "tags": ["x"]}, "m", 100, 20, 0.0012)
+    bad = AnalysisOutcome(ids[1], "failed", make_event("ai_analysis_failed", "failed", {"error_kind": "bad_output"}))
+    assert store.finish_analysis("w1", done) and store.finish_analysis("w1", bad)
+    row = store.get_media(ids[0])
+    assert row["ai_analysis"] == {"description": "a chart", "tags": ["x"]}
+    assert row["ai_analysis_status"] == "completed" and row["ai_prompt_tokens"] == 100
+    assert row["ai_analyzed_at"] is not None
+    assert store.get_media(ids[1])["ai_analysis_status"] == "failed"
+    assert store.claim_analysis("w2", 5, ["not_started"], make_event("ai_analysis_started")) == []
+    again = store.claim_analysis("w2", 5, ["not_started", "failed"], make_event("ai_analysis_started"))
+    assert [r["media_id"] for r in again] == [ids[1]]
+
+
+def test_expired_analysis_lease_is_reclaimed_and_old_owner_cannot_finish(store):
+    [media_id] = _analysable(store, 1)
+    store.claim_analysis("crashed", 1, ["not_started"], make_event("ai_analysis_started"))
+    assert store.claim_analysis("w2", 1, ["not_started"], make_event("ai_analysis_started"), lease_seconds=3600) == []
+    [row] = store.claim_analysis("w2", 1, ["not_started"], make_event("ai_analysis_started"), lease_seconds=0)
+    assert row["ai_claimed_by"] == "w2"
+    late = AnalysisOutcome(media_id, "completed", make_event("ai_analysis_completed"), {"description": "late"})
+    assert store.finish_analysis("crashed", late) is False
+
+
+def test_update_media_and_find_archived_copy(store):
+    ids = _analysable(store, 2)
+    store.update_media(ids[0], {"archive_url": "s3://b/media/2025/11/x.jpg", "archived_at": "2025-11-25T00:00:00.000000+00:00"}, make_event("media_archived"))
+    assert store.find_archived_copy(f"{0:032x}") == "s3://b/media/2025/11/x.jpg"
+    assert store.find_archived_copy(f"{1:032x}") is None
+    assert store.get_media(ids[0])["ai_analysis_log"][-1]["event"] == "media_archived"
+
+
+def test_runs_and_data_downloads(store):
+    run_id = store.start_run("posts/", "test")
+    [(post_id, _)] = store.upsert_posts([post("urn:li:activity:1")])
+    store.insert_data_downloads([{"download_id": "dl-1", "post_id": post_id, "run_id": run_id, "downloaded_at": "2025-11-25T00:00:00+00:00", "total_reactions": 5, "stats_json": {"total_reactions": 5}, "raw_json": {"a": 1}, "source_file": "f.json"}])
+    store.finish_run(run_id, RunCounts(posts_processed=1, posts_new=1), "completed")
+    assert store.media_counts()["posts_total"] == 1
+
+
+def test_posts_page_pages_past_any_cap_and_filters_by_date(store):
+    store.upsert_posts([post(f"urn:li:activity:{i}", posted_at=f"2025-11-{1 + i % 28:02d}T00:00:00.000000+00:00") for i in range(1200)])
+    seen, after = [], None
+    while page := store.posts_page(after, 500):
+        seen += [p["post_id"] for p in page]
+        after = page[-1]["post_id"]
+    assert len(seen) == len(set(seen)) == 1200
+    recent = store.posts_page(None, 5000, start_date="2025-11-20")
+    assert len(recent) == sum(1 for i in range(1200) if 1 + i % 28 >= 20)
+
+
+def test_media_counts_by_status(store):
+    ids = _analysable(store, 2)
+    post_id = store.get_media(ids[0])["post_id"]
+    store.upsert_media([slot(post_id, "/pending", position=9)])
+    counts = store.media_counts()
+    assert counts["media_total"] == 3
+    assert counts["by_download_status"] == {"downloaded": 2, "pending": 1}
+    assert counts["by_ai_status"] == {"not_started": 3}
