@@ -82,9 +82,7 @@ def parse_networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Netw
         try:
             networks.append(ipaddress.ip_network(part, strict=False))
         except ValueError:
-            raise ConfigError(
-                f"MEDIA_ALLOW_PRIVATE_HOSTS: {part!r} is not an IP address or CIDR"
-            ) from None
+            raise ConfigError(f"MEDIA_ALLOW_PRIVATE_HOSTS: {part!r} is not an IP address or CIDR") from None
     return tuple(networks)
 
 

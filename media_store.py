@@ -11,7 +11,7 @@ import json
 import os
 import socket
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -178,13 +178,13 @@ class MediaStore(Protocol):
 
 def utc_now() -> str:
     """Now, as the ISO-8601 UTC text every back end stores and compares."""
-    return to_iso(datetime.now(timezone.utc))
+    return to_iso(datetime.now(UTC))
 
 
 def to_iso(value: datetime) -> str:
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def make_event(event: str, status: str = "success", details: dict | None = None, **extra) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import asdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from psycopg.rows import dict_row
@@ -189,7 +189,15 @@ class PostgresStore:
             "SELECT * FROM media_claim_downloads(%s, %s::int, %s::int, %s, %s::text[], %s::text[])",
             (worker, limit, lease_seconds, retry_failed, list(dead_workers or []), media_ids),
         )
-        return sorted(rows, key=lambda r: (r["url_expires_at"] is None, r["url_expires_at"] or "", r["created_at"], r["position"]))
+        return sorted(
+            rows,
+            key=lambda r: (
+                r["url_expires_at"] is None,
+                r["url_expires_at"] or "",
+                r["created_at"],
+                r["position"],
+            ),
+        )
 
     def finish_downloads(self, worker: str, outcomes: list[DownloadOutcome]) -> int:
         if not outcomes:
@@ -270,7 +278,7 @@ class PostgresStore:
         return {r["post_id"] for r in rows}
 
     def media_counts(self) -> dict:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         counts = self._rows(
             """SELECT count(*) AS media_total, count(archive_url) AS archived,
                       coalesce(sum(ai_cost_usd), 0) AS ai_cost_usd,
@@ -283,7 +291,10 @@ class PostgresStore:
             (to_iso(now), to_iso(now + timedelta(hours=48))),
         )[0]
         counts["posts_total"] = self._rows("SELECT count(*) AS n FROM posts")[0]["n"]
-        for column, key in (("download_status", "by_download_status"), ("ai_analysis_status", "by_ai_status")):
+        for column, key in (
+            ("download_status", "by_download_status"),
+            ("ai_analysis_status", "by_ai_status"),
+        ):
             rows = self._rows(f"SELECT {column} AS k, count(*) AS n FROM post_media GROUP BY {column}")
             counts[key] = {r["k"]: r["n"] for r in rows}
         return counts
@@ -291,4 +302,3 @@ class PostgresStore:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
-

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Iterator
 
 from db_utils import PREFIX_POST, PREFIX_RUN, generate_aws_id
 from media_store import (
@@ -32,7 +32,7 @@ CHUNK = 500  # rows per statement batch; well under SQLite's variable limit
 
 
 def _cutoff(lease_seconds: int) -> str:
-    return to_iso(datetime.now(timezone.utc) - timedelta(seconds=lease_seconds))
+    return to_iso(datetime.now(UTC) - timedelta(seconds=lease_seconds))
 
 
 def _encode(column: str, value):
@@ -55,9 +55,7 @@ class SQLiteStore:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                self.path, timeout=60, isolation_level=None, check_same_thread=False
-            )
+            self._conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from None
         self._conn.row_factory = sqlite3.Row
@@ -232,9 +230,7 @@ class SQLiteStore:
                 rows += self._rows(f"SELECT * FROM post_media WHERE {clause}", params + chunk)
             return sorted(rows, key=lambda r: (r["post_id"], r["position"], r["media_id"]))
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        return self._rows(
-            f"SELECT * FROM post_media {clause} ORDER BY post_id, position, media_id", params
-        )
+        return self._rows(f"SELECT * FROM post_media {clause} ORDER BY post_id, position, media_id", params)
 
     def get_media(self, media_id: str) -> dict | None:
         rows = self._rows("SELECT * FROM post_media WHERE media_id = ?", (media_id,))
@@ -358,7 +354,13 @@ class SQLiteStore:
                 conn.execute(
                     """UPDATE post_media SET ai_analysis_status='started', ai_claimed_by=?,
                            ai_claimed_at=?, ai_analysis_log=?, updated_at=? WHERE media_id=?""",
-                    (worker, now, json.dumps(parse_log(row["ai_analysis_log"]) + [event]), now, row["media_id"]),
+                    (
+                        worker,
+                        now,
+                        json.dumps(parse_log(row["ai_analysis_log"]) + [event]),
+                        now,
+                        row["media_id"],
+                    ),
                 )
             ids = [r["media_id"] for r in picked]
             rows = conn.execute(
@@ -413,9 +415,7 @@ class SQLiteStore:
                 assignments["ai_analysis_log"] = json.dumps(parse_log(row["ai_analysis_log"]) + [event])
             assignments["updated_at"] = utc_now()
             sets = ", ".join(f"{column}=?" for column in assignments)
-            conn.execute(
-                f"UPDATE post_media SET {sets} WHERE media_id=?", [*assignments.values(), media_id]
-            )
+            conn.execute(f"UPDATE post_media SET {sets} WHERE media_id=?", [*assignments.values(), media_id])
 
     def find_archived_copy(self, md5_sum: str) -> str | None:
         rows = self._rows(
@@ -466,11 +466,13 @@ def _counts(conn: sqlite3.Connection) -> dict:
                   sum(CASE WHEN download_status <> 'downloaded' AND url_expires_at >= ?
                             AND url_expires_at < ? THEN 1 ELSE 0 END) AS expiring_48h
              FROM post_media""",
-        (utc_now(), to_iso(datetime.now(timezone.utc) + timedelta(hours=48))),
+        (utc_now(), to_iso(datetime.now(UTC) + timedelta(hours=48))),
     ).fetchone()
     counts = dict(one)
     counts["expiring_48h"] = counts["expiring_48h"] or 0
     counts["posts_total"] = conn.execute("SELECT count(*) FROM posts").fetchone()[0]
     for column, key in (("download_status", "by_download_status"), ("ai_analysis_status", "by_ai_status")):
-        counts[key] = dict(conn.execute(f"SELECT {column}, count(*) FROM post_media GROUP BY {column}").fetchall())
+        counts[key] = dict(
+            conn.execute(f"SELECT {column}, count(*) FROM post_media GROUP BY {column}").fetchall()
+        )
     return counts

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from db_utils import PREFIX_DOWNLOAD, PREFIX_MEDIA, generate_aws_id
 from media_store import MediaSlotRow, MediaStore, PostRecord, RunCounts, to_iso, utc_now
@@ -97,7 +98,7 @@ def _posted_at(post: dict, where: str, problems: list[str]) -> tuple[int | None,
         problems.append(f"{where}: posted_at.timestamp {stamp!r} is not a number; left empty")
         return None, None
     try:
-        moment = datetime.fromtimestamp(stamp / 1000, tz=timezone.utc)
+        moment = datetime.fromtimestamp(stamp / 1000, tz=UTC)
     except (OverflowError, OSError, ValueError):
         problems.append(f"{where}: posted_at.timestamp {stamp!r} is out of range; left empty")
         return None, None
@@ -175,7 +176,7 @@ def import_posts(store: MediaStore, posts: list[LoadedPost], report: ImportRepor
         batch = posts[start : start + BATCH_POSTS]
         ids = store.upsert_posts([post_record(p, report.problems) for p in batch])
         slots = []
-        for post, (post_id, inserted) in zip(batch, ids):
+        for post, (post_id, inserted) in zip(batch, ids, strict=True):
             if post_id not in downloads:
                 report.posts_new += inserted
                 report.posts_updated += not inserted

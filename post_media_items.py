@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -59,7 +59,7 @@ def url_expiry(url: str) -> datetime | None:
     if not values:
         return None
     try:
-        return datetime.fromtimestamp(int(values[0]), tz=timezone.utc)
+        return datetime.fromtimestamp(int(values[0]), tz=UTC)
     except (ValueError, OverflowError, OSError):
         return None
 

@@ -10,6 +10,7 @@ import os
 import uuid
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -38,9 +39,8 @@ def need_service(reason: str) -> None:
 
 
 def _database_url(admin_url: str, name: str) -> str:
-    params = psycopg.conninfo.conninfo_to_dict(admin_url)
-    params["dbname"] = name
-    return psycopg.conninfo.make_conninfo(**params)
+    """The admin URL pointing at another database (URL form, as DATABASE_URL takes it)."""
+    return urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +100,9 @@ def store_url(store_kind, tmp_path, request) -> str:
 
 @pytest.fixture
 def store(store_kind, store_url):
-    opened = SQLiteStore(store_url[len("sqlite:///") :]) if store_kind == "sqlite" else PostgresStore(store_url)
+    opened = (
+        SQLiteStore(store_url[len("sqlite:///") :]) if store_kind == "sqlite" else PostgresStore(store_url)
+    )
     yield opened
     opened.close()
 
@@ -152,7 +154,11 @@ def settings(tmp_path, store_url) -> Settings:
 @pytest.fixture
 def cli_env(settings, tmp_path) -> dict[str, str]:
     """Environment for running the CLIs as subprocesses against the test store and servers."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "SUPABASE", "MEDIA_", "AWS_", "OPENAI"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_URL", "SUPABASE", "MEDIA_", "AWS_", "OPENAI"))
+    }
     env.update(
         DATABASE_URL=settings.database_url or "",
         MEDIA_CACHE_DIR=str(settings.cache_dir),

@@ -1,7 +1,7 @@
 """Post JSON to media items: every shape DESIGN.md lists, pure functions, no servers."""
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from post_media_items import extract_media_items, post_identity, slot_key, url_expiry
 from tests.conftest import SAMPLES, SCRAPE1, SCRAPE2
@@ -35,8 +35,13 @@ def test_article_thumbnail_same_path_as_media_is_one_slot():
 
 
 def test_article_thumbnail_alone_is_an_image():
-    post = {"full_urn": "urn:li:activity:1", "article": {"url": "https://x.org", "thumbnail": "https://media.licdn.com/a/b?e=1"}}
-    assert [(i.media_type, i.slot_role) for i in extract_media_items(post).items] == [("image", "article_thumbnail")]
+    post = {
+        "full_urn": "urn:li:activity:1",
+        "article": {"url": "https://x.org", "thumbnail": "https://media.licdn.com/a/b?e=1"},
+    }
+    assert [(i.media_type, i.slot_role) for i in extract_media_items(post).items] == [
+        ("image", "article_thumbnail")
+    ]
 
 
 def test_reshared_post_media_belong_to_the_resharing_post():
@@ -74,13 +79,15 @@ def test_slot_key_drops_query_and_lowercases_host():
 
 
 def test_url_expiry_reads_e_parameter():
-    assert url_expiry("https://h/p?e=1764877600&v=beta") == datetime.fromtimestamp(1764877600, tz=timezone.utc)
+    assert url_expiry("https://h/p?e=1764877600&v=beta") == datetime.fromtimestamp(1764877600, tz=UTC)
     assert url_expiry("https://h/p?e=soon") is None
     assert url_expiry("https://h/p") is None
 
 
 def test_identity_order():
-    assert post_identity({"full_urn": "urn:li:activity:1", "urn": {"activity_urn": "2"}}) == "urn:li:activity:1"
+    assert (
+        post_identity({"full_urn": "urn:li:activity:1", "urn": {"activity_urn": "2"}}) == "urn:li:activity:1"
+    )
     assert post_identity({"urn": {"activity_urn": "2"}}) == "urn:li:activity:2"
     assert post_identity({"urn": {"activity_urn": None, "ugcPost_urn": "3"}}) == "urn:li:ugcPost:3"
     assert post_identity({"urn": "urn:li:share:4"}) == "urn:li:share:4"

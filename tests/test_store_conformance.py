@@ -15,13 +15,41 @@ from media_store import (
 )
 
 
-def post(urn: str, text: str = "hello", posted_at: str | None = "2025-11-20T10:00:00.000000+00:00") -> PostRecord:
-    return PostRecord(urn, urn, 1763632800000, posted_at, "ana", "Ana L", text, "https://x", "regular", {"urn": urn, "text": text})
+def post(
+    urn: str, text: str = "hello", posted_at: str | None = "2025-11-20T10:00:00.000000+00:00"
+) -> PostRecord:
+    return PostRecord(
+        urn,
+        urn,
+        1763632800000,
+        posted_at,
+        "ana",
+        "Ana L",
+        text,
+        "https://x",
+        "regular",
+        {"urn": urn, "text": text},
+    )
 
 
-def slot(post_id: str, path: str, url_query: str = "e=1764877600&t=a", expires: str | None = "2025-12-04T19:46:40.000000+00:00", position: int = 0) -> MediaSlotRow:
+def slot(
+    post_id: str,
+    path: str,
+    url_query: str = "e=1764877600&t=a",
+    expires: str | None = "2025-12-04T19:46:40.000000+00:00",
+    position: int = 0,
+) -> MediaSlotRow:
     url = f"https://media.licdn.com{path}?{url_query}"
-    return MediaSlotRow(generate_aws_id(PREFIX_MEDIA), post_id, "image", url, f"https://media.licdn.com{path}", "image", position, expires)
+    return MediaSlotRow(
+        generate_aws_id(PREFIX_MEDIA),
+        post_id,
+        "image",
+        url,
+        f"https://media.licdn.com{path}",
+        "image",
+        position,
+        expires,
+    )
 
 
 def seeded(store, n_slots: int = 3) -> tuple[str, list[str]]:
@@ -67,7 +95,15 @@ def test_upsert_media_is_idempotent_and_keeps_newest_url(store):
 def test_fresh_url_sets_failed_slot_back_to_pending(store):
     post_id, [media_id] = seeded(store, 1)
     [claimed] = store.claim_downloads("w1", 10)
-    failure = DownloadOutcome(media_id, "failed", make_event("media_download_failed", "failed"), download_error="403", download_error_kind="http_status", download_permanent=True, attempts=1)
+    failure = DownloadOutcome(
+        media_id,
+        "failed",
+        make_event("media_download_failed", "failed"),
+        download_error="403",
+        download_error_kind="http_status",
+        download_permanent=True,
+        attempts=1,
+    )
     store.finish_downloads("w1", [failure])
     assert store.get_media(media_id)["download_status"] == "failed"
     assert store.claim_downloads("w1", 10) == []  # permanent: not retried by every run
@@ -79,7 +115,14 @@ def test_fresh_url_sets_failed_slot_back_to_pending(store):
 def test_permanent_failures_retry_only_when_asked(store):
     _, [media_id] = seeded(store, 1)
     store.claim_downloads("w1", 1)
-    store.finish_downloads("w1", [DownloadOutcome(media_id, "failed", make_event("media_download_failed", "failed"), download_permanent=True)])
+    store.finish_downloads(
+        "w1",
+        [
+            DownloadOutcome(
+                media_id, "failed", make_event("media_download_failed", "failed"), download_permanent=True
+            )
+        ],
+    )
     assert store.claim_downloads("w2", 5) == []
     assert [r["media_id"] for r in store.claim_downloads("w2", 5, retry_failed=True)] == [media_id]
 
@@ -116,11 +159,16 @@ def test_expired_download_lease_is_taken_over(store):
 def test_finish_downloads_writes_batch_and_appends_event(store):
     _, ids = seeded(store, 3)
     store.claim_downloads("w1", 3)
-    assert store.finish_downloads("w1", [downloaded(i, c * 32) for i, c in zip(ids, "abc")]) == 3
+    assert store.finish_downloads("w1", [downloaded(i, c * 32) for i, c in zip(ids, "abc", strict=True)]) == 3
     rows = store.list_media(download_status="downloaded")
     assert len(rows) == 3
     row = store.get_media(ids[1])
-    assert (row["md5_sum"], row["file_size"], row["width"], row["mime_type"]) == ("b" * 32, 10, 4, "image/jpeg")
+    assert (row["md5_sum"], row["file_size"], row["width"], row["mime_type"]) == (
+        "b" * 32,
+        10,
+        4,
+        "image/jpeg",
+    )
     assert [e["event"] for e in row["ai_analysis_log"]] == ["media_downloaded"]
     assert row["download_claimed_by"] is None and row["download_attempts"] == 1
 
@@ -183,8 +231,19 @@ def test_analysis_needs_a_cached_file(store):
 def test_finish_analysis_completed_and_failed(store):
     ids = _analysable(store, 2)
     store.claim_analysis("w1", 2, ["not_started"], make_event("ai_analysis_started"))
-    done = AnalysisOutcome(ids[0], "completed", make_event("ai_analysis_completed"), {"description": "a chart", "tags": ["x"]}, "m", 100, 20, 0.0012)
-    bad = AnalysisOutcome(ids[1], "failed", make_event("ai_analysis_failed", "failed", {"error_kind": "bad_output"}))
+    done = AnalysisOutcome(
+        ids[0],
+        "completed",
+        make_event("ai_analysis_completed"),
+        {"description": "a chart", "tags": ["x"]},
+        "m",
+        100,
+        20,
+        0.0012,
+    )
+    bad = AnalysisOutcome(
+        ids[1], "failed", make_event("ai_analysis_failed", "failed", {"error_kind": "bad_output"})
+    )
     assert store.finish_analysis("w1", done) and store.finish_analysis("w1", bad)
     row = store.get_media(ids[0])
     assert row["ai_analysis"] == {"description": "a chart", "tags": ["x"]}
@@ -199,16 +258,25 @@ def test_finish_analysis_completed_and_failed(store):
 def test_expired_analysis_lease_is_reclaimed_and_old_owner_cannot_finish(store):
     [media_id] = _analysable(store, 1)
     store.claim_analysis("crashed", 1, ["not_started"], make_event("ai_analysis_started"))
-    assert store.claim_analysis("w2", 1, ["not_started"], make_event("ai_analysis_started"), lease_seconds=3600) == []
+    assert (
+        store.claim_analysis("w2", 1, ["not_started"], make_event("ai_analysis_started"), lease_seconds=3600)
+        == []
+    )
     [row] = store.claim_analysis("w2", 1, ["not_started"], make_event("ai_analysis_started"), lease_seconds=0)
     assert row["ai_claimed_by"] == "w2"
-    late = AnalysisOutcome(media_id, "completed", make_event("ai_analysis_completed"), {"description": "late"})
+    late = AnalysisOutcome(
+        media_id, "completed", make_event("ai_analysis_completed"), {"description": "late"}
+    )
     assert store.finish_analysis("crashed", late) is False
 
 
 def test_update_media_and_find_archived_copy(store):
     ids = _analysable(store, 2)
-    store.update_media(ids[0], {"archive_url": "s3://b/media/2025/11/x.jpg", "archived_at": "2025-11-25T00:00:00.000000+00:00"}, make_event("media_archived"))
+    store.update_media(
+        ids[0],
+        {"archive_url": "s3://b/media/2025/11/x.jpg", "archived_at": "2025-11-25T00:00:00.000000+00:00"},
+        make_event("media_archived"),
+    )
     assert store.find_archived_copy(f"{0:032x}") == "s3://b/media/2025/11/x.jpg"
     assert store.find_archived_copy(f"{1:032x}") is None
     assert store.get_media(ids[0])["ai_analysis_log"][-1]["event"] == "media_archived"
@@ -217,13 +285,31 @@ def test_update_media_and_find_archived_copy(store):
 def test_runs_and_data_downloads(store):
     run_id = store.start_run("posts/", "test")
     [(post_id, _)] = store.upsert_posts([post("urn:li:activity:1")])
-    store.insert_data_downloads([{"download_id": "dl-1", "post_id": post_id, "run_id": run_id, "downloaded_at": "2025-11-25T00:00:00+00:00", "total_reactions": 5, "stats_json": {"total_reactions": 5}, "raw_json": {"a": 1}, "source_file": "f.json"}])
+    store.insert_data_downloads(
+        [
+            {
+                "download_id": "dl-1",
+                "post_id": post_id,
+                "run_id": run_id,
+                "downloaded_at": "2025-11-25T00:00:00+00:00",
+                "total_reactions": 5,
+                "stats_json": {"total_reactions": 5},
+                "raw_json": {"a": 1},
+                "source_file": "f.json",
+            }
+        ]
+    )
     store.finish_run(run_id, RunCounts(posts_processed=1, posts_new=1), "completed")
     assert store.media_counts()["posts_total"] == 1
 
 
 def test_posts_page_pages_past_any_cap_and_filters_by_date(store):
-    store.upsert_posts([post(f"urn:li:activity:{i}", posted_at=f"2025-11-{1 + i % 28:02d}T00:00:00.000000+00:00") for i in range(1200)])
+    store.upsert_posts(
+        [
+            post(f"urn:li:activity:{i}", posted_at=f"2025-11-{1 + i % 28:02d}T00:00:00.000000+00:00")
+            for i in range(1200)
+        ]
+    )
     seen, after = [], None
     while page := store.posts_page(after, 500):
         seen += [p["post_id"] for p in page]

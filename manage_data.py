@@ -1,0 +1,94 @@
+"""Import scraped LinkedIn post files: `python manage_data.py import DIR [--no-media] [--workers N]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from config import load_settings
+from media_log import configure_logging
+from media_store import open_store
+from post_import import extract_and_store_media, import_directory  # noqa: F401  (the seed's API)
+from terminal import (
+    EXIT_ITEMS_FAILED,
+    EXIT_OK,
+    UsageError,
+    run_command,
+    show,
+    table,
+    warn,
+)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than zero")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="manage_data.py", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    imp = sub.add_parser("import", help="import every *.json in DIR, then download its media")
+    imp.add_argument("directory", metavar="DIR", help="directory of scraped post JSON files (or one file)")
+    imp.add_argument("--no-media", action="store_true", help="store media rows but download nothing")
+    imp.add_argument("--workers", type=positive_int, help="parallel downloads (default MEDIA_MAX_CONCURRENT)")
+    return parser
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from manage_media import download_with_progress, evict_if_needed
+
+    directory = Path(args.directory)
+    if not directory.exists():
+        raise UsageError(f"{directory} does not exist: pass a directory of scraped post JSON files")
+    settings = load_settings()
+    configure_logging(settings.log_file)
+    store = open_store(settings)
+    try:
+        report = import_directory(store, directory)
+        for problem in report.problems:
+            warn(problem)
+        rows = [
+            ["files", report.files],
+            ["posts imported", report.posts_processed],
+            ["new posts", report.posts_new],
+            ["updated posts", report.posts_updated],
+            ["media slots", report.media_total],
+            ["new media slots", report.media_new],
+            ["skipped items", report.skipped],
+        ]
+        failed = 0
+        if not args.no_media:
+            pending = [
+                m["media_id"]
+                for m in store.list_media(media_ids=report.media_ids)
+                if m["download_status"] != "downloaded"
+            ]
+            downloads = download_with_progress(store, settings, media_ids=pending, workers=args.workers)
+            rows += [
+                ["media downloaded", downloads.fetched],
+                ["media reused (no request)", downloads.reused + (len(report.media_ids) - len(pending))],
+                ["media failed", downloads.failed],
+                ["bytes fetched", f"{downloads.bytes:,}"],
+            ]
+            failed = downloads.failed
+            evict_if_needed(store, settings)
+        show(table(f"import {directory} (run {report.run_id})", ["", "count"], rows))
+        return EXIT_ITEMS_FAILED if report.skipped or failed else EXIT_OK
+    finally:
+        store.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_command(lambda: cmd_import(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

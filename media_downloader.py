@@ -1,0 +1,264 @@
+"""Download every pending media slot: claimed in the database, fetched in parallel, written
+back in batches by the coordinating thread.
+
+A slot costs no HTTP request when its bytes are already cached, when an older checkout's
+cache holds its file, or when its archive copy can be restored.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from config import Settings
+from media_cache import CachedMedia, MediaCache, MediaRejected
+from media_fetch import Fetcher, FetchError, FetchPolicy, redact_url
+from media_store import DownloadOutcome, MediaStore, is_dead_local_worker, make_event, worker_id
+
+log = logging.getLogger(__name__)
+
+CLAIM_BATCH = 100
+FLUSH_EVERY = 50
+FLUSH_SECONDS = 1.0
+
+# Restores a row's file from its archive copy into the cache; None when there is none.
+Restorer = Callable[[dict, MediaCache], "CachedMedia | None"]
+
+
+class DownloadProgress(Protocol):
+    def add_total(self, items: int) -> None: ...
+
+    def advance(self, items: int, nbytes: int) -> None: ...
+
+
+@dataclass
+class DownloadReport:
+    downloaded: int = 0  # rows now cached
+    fetched: int = 0  # of which needed an HTTP download
+    reused: int = 0  # of which came from the cache, a legacy file or the archive
+    failed: int = 0
+    bytes: int = 0  # bytes fetched over HTTP
+    failures: list[str] = field(default_factory=list)  # "med-…: reason", one line each
+
+    @property
+    def attempted(self) -> int:
+        return self.downloaded + self.failed
+
+
+@dataclass(frozen=True)
+class Obtained:
+    cached: CachedMedia
+    source: str  # http | cache | legacy | archive
+    attempts: int
+
+
+def _group_by_slot(rows: list[dict]) -> list[list[dict]]:
+    """Rows sharing a URL path (the same media in several posts) are fetched once."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(row["slot_key"], []).append(row)
+    return list(groups.values())
+
+
+def _freshest(group: list[dict]) -> dict:
+    return max(group, key=lambda r: r.get("url_expires_at") or "")
+
+
+class Downloader:
+    """Fetches claimed rows into one cache. Thread safe where it needs to be."""
+
+    def __init__(self, cache: MediaCache, fetcher: Fetcher, restorer: Restorer | None = None) -> None:
+        self.cache = cache
+        self.fetcher = fetcher
+        self.restorer = restorer
+
+    def obtain(self, group: list[dict]) -> Obtained:
+        """The group's file, the cheapest way: cache, legacy file, archive, then HTTP."""
+        for row in group:
+            known = row.get("md5_sum") and self.cache.find(row["md5_sum"])
+            if known and row.get("file_size") in (None, known.stat().st_size):
+                return Obtained(self._describe(known, row), "cache", 0)
+        for row in group:
+            legacy = self.cache.legacy_file(row["media_url"])
+            if legacy is not None:
+                try:
+                    return Obtained(self.cache.admit_copy(legacy), "legacy", 0)
+                except MediaRejected:
+                    log.info("legacy file %s is not media; fetching instead", legacy.name)
+        if self.restorer is not None:
+            for row in group:
+                if row.get("archive_url"):
+                    restored = self.restorer(row, self.cache)
+                    if restored is not None:
+                        return Obtained(restored, "archive", 0)
+        cached, attempts = self.cache.fetch(self.fetcher, _freshest(group)["media_url"])
+        return Obtained(cached, "http", attempts)
+
+    def _describe(self, path: Path, row: dict) -> CachedMedia:
+        return CachedMedia(
+            md5_sum=row["md5_sum"],
+            local_path=path,
+            file_size=path.stat().st_size,
+            mime_type=row.get("mime_type") or "application/octet-stream",
+            width=row.get("width"),
+            height=row.get("height"),
+        )
+
+
+def success_outcome(row: dict, obtained: Obtained) -> DownloadOutcome:
+    c = obtained.cached
+    details = {
+        "md5_sum": c.md5_sum, "file_size": c.file_size, "mime_type": c.mime_type,
+        "width": c.width, "height": c.height, "source": obtained.source,
+        "attempts": obtained.attempts,
+    }  # fmt: skip
+    if c.duration_seconds is not None:
+        details["duration_seconds"] = round(c.duration_seconds, 3)
+    return DownloadOutcome(
+        media_id=row["media_id"],
+        download_status="downloaded",
+        event=make_event("media_downloaded", "success", details),
+        md5_sum=c.md5_sum,
+        file_size=c.file_size,
+        mime_type=c.mime_type,
+        width=c.width,
+        height=c.height,
+        local_file_path=str(c.local_path),
+        attempts=obtained.attempts,
+    )
+
+
+def failure_outcome(row: dict, error: Exception) -> DownloadOutcome:
+    kind = getattr(error, "kind", "error")
+    permanent = bool(getattr(error, "permanent", False))
+    attempts = int(getattr(error, "attempts", 0) or 0)
+    message = str(error) or error.__class__.__name__
+    details = {"error_kind": kind, "message": message, "attempts": attempts, "permanent": permanent}
+    if getattr(error, "status", None):
+        details["http_status"] = error.status
+    return DownloadOutcome(
+        media_id=row["media_id"],
+        download_status="failed",
+        event=make_event("media_download_failed", "failed", details),
+        download_error=message,
+        download_error_kind=kind,
+        download_permanent=permanent,
+        attempts=attempts,
+    )
+
+
+def download_pending(
+    store: MediaStore,
+    settings: Settings,
+    *,
+    media_ids: list[str] | None = None,
+    retry_failed: bool = False,
+    limit: int | None = None,
+    workers: int | None = None,
+    progress: DownloadProgress | None = None,
+    restorer: Restorer | None = None,
+    fetcher: Fetcher | None = None,
+) -> DownloadReport:
+    """Download pending slots (all, or `media_ids`), soonest-expiring first."""
+    report = DownloadReport()
+    if media_ids is not None and not media_ids:
+        return report
+    cache = MediaCache(settings.cache_dir)
+    cache.ensure_dirs()
+    cache.clean_leftovers()
+    workers = workers or settings.max_concurrent
+    own_fetcher = fetcher is None
+    fetcher = fetcher or Fetcher(FetchPolicy.from_settings(settings), settings.max_concurrent)
+    downloader = Downloader(cache, fetcher, restorer)
+    me = worker_id()
+    dead = [c for c in store.download_claimants() if is_dead_local_worker(c)]
+    if dead:
+        log.info("taking over %d claims of processes that are gone", len(dead))
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="download") as pool:
+            _run(store, pool, downloader, me, dead, media_ids, retry_failed, limit, workers, progress, report)
+    finally:
+        if own_fetcher:
+            fetcher.close()
+    return report
+
+
+def _run(store, pool, downloader, me, dead, media_ids, retry_failed, limit, workers, progress, report):
+    inflight: dict[Future, list[dict]] = {}
+    outcomes: list[DownloadOutcome] = []
+    attempted: set[str] = set()
+    remaining = limit if limit is not None else float("inf")
+    exhausted = False
+    last_flush = time.monotonic()
+    while True:
+        while not exhausted and remaining > 0 and len(inflight) < workers * 2:
+            rows = store.claim_downloads(me, int(min(CLAIM_BATCH, remaining)), retry_failed, dead, media_ids)
+            fresh = [r for r in rows if r["media_id"] not in attempted]
+            if not fresh:
+                exhausted = True
+                break
+            remaining -= len(fresh)
+            attempted.update(r["media_id"] for r in fresh)
+            if progress:
+                progress.add_total(len(fresh))
+            for group in _group_by_slot(fresh):
+                inflight[pool.submit(downloader.obtain, group)] = group
+        if not inflight:
+            break
+        done, _ = wait(inflight, timeout=FLUSH_SECONDS, return_when=FIRST_COMPLETED)
+        for future in done:
+            group = inflight.pop(future)
+            outcomes += _settle(future, group, report, progress)
+        if outcomes and (len(outcomes) >= FLUSH_EVERY or time.monotonic() - last_flush >= FLUSH_SECONDS):
+            store.finish_downloads(me, outcomes)
+            outcomes, last_flush = [], time.monotonic()
+    if outcomes:
+        store.finish_downloads(me, outcomes)
+
+
+def _settle(future: Future, group: list[dict], report: DownloadReport, progress) -> list[DownloadOutcome]:
+    try:
+        obtained = future.result()
+    except Exception as error:  # one item's failure never stops the run
+        if not isinstance(error, (FetchError, MediaRejected, OSError)):
+            log.error("unexpected download error", exc_info=error)
+        for row in group:
+            log.warning(
+                "download failed: %s",
+                error,
+                extra={
+                    "media_id": row["media_id"],
+                    "post_id": row["post_id"],
+                    "url": redact_url(row["media_url"]),
+                },
+            )
+            report.failures.append(f"{row['media_id']}: {error}")
+        report.failed += len(group)
+        if progress:
+            progress.advance(len(group), 0)
+        return [failure_outcome(row, error) for row in group]
+    report.downloaded += len(group)
+    if obtained.source == "http":
+        report.fetched += 1
+        report.reused += len(group) - 1
+        report.bytes += obtained.cached.file_size
+    else:
+        report.reused += len(group)
+    for row in group:
+        log.info(
+            "media cached (%s)",
+            obtained.source,
+            extra={
+                "media_id": row["media_id"],
+                "post_id": row["post_id"],
+                "md5_sum": obtained.cached.md5_sum,
+            },
+        )
+    if progress:
+        progress.advance(len(group), obtained.cached.file_size if obtained.source == "http" else 0)
+    return [success_outcome(row, obtained) for row in group]

@@ -1,0 +1,69 @@
+"""The structured JSON-lines log (`MEDIA_LOG_FILE`): one object per line with a correlation id
+per run (`run_id`) and per item (`media_id`, `post_id` when the record carries them).
+Signed URL query strings and credentials never reach it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+from db_utils import PREFIX_RUN, generate_aws_id
+
+_URL_QUERY = re.compile(r"(https?://[^\s?#'\"]+)\?[^\s'\"]*")
+_SECRET = re.compile(r"(?i)\b(api[_-]?key|secret|password|token|authorization)(\s*[=:]\s*)\S+")
+_CONTEXT_KEYS = ("media_id", "post_id", "md5_sum", "url", "worker", "event")
+_HANDLER_NAME = "social-tui-media-jsonl"
+
+
+def scrub(text: str) -> str:
+    """Drop URL query strings (signed CDN tokens) and anything that looks like a secret."""
+    return _SECRET.sub(r"\1\2[redacted]", _URL_QUERY.sub(r"\1?[redacted]", text))
+
+
+class JsonLinesFormatter(logging.Formatter):
+    def __init__(self, run_id: str):
+        super().__init__()
+        self.run_id = run_id
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "run_id": self.run_id,
+            "message": scrub(record.getMessage()),
+        }
+        for key in _CONTEXT_KEYS:
+            value = getattr(record, key, None)
+            if value is not None:
+                entry[key] = scrub(str(value))
+        if record.exc_info:
+            entry["error"] = scrub(self.formatException(record.exc_info))
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(log_file: Path, run_id: str | None = None, level: int = logging.INFO) -> str:
+    """Send this process's log records to the JSON-lines file; returns the run's correlation id."""
+    run_id = run_id or generate_aws_id(PREFIX_RUN)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if handler.get_name() == _HANDLER_NAME:
+            root.removeHandler(handler)
+            handler.close()
+    try:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(log_file, encoding="utf-8")
+        os.chmod(log_file, 0o600)
+    except OSError:
+        return run_id  # a log we cannot write must not stop the job
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(JsonLinesFormatter(run_id))
+    root.addHandler(handler)
+    root.setLevel(min(root.level or level, level) if root.level else level)
+    for noisy in ("urllib3", "botocore", "boto3", "s3transfer", "httpx", "httpcore", "openai", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return run_id

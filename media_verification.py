@@ -1,0 +1,101 @@
+"""Check every cached file against its row's MD5, on all cores, and repair what is wrong."""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from media_cache import MediaCache, calculate_md5
+from media_store import MediaStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class VerifyReport:
+    rows_checked: int = 0
+    files_checked: int = 0
+    bytes_checked: int = 0
+    missing: list[dict] = field(default_factory=list)  # row's file is not on disk
+    corrupt: list[dict] = field(default_factory=list)  # file's bytes do not hash to md5_sum
+    dangling: list[dict] = field(default_factory=list)  # downloaded, but no path or no md5 recorded
+    moved: list[dict] = field(default_factory=list)  # file found in the cache under another path
+
+    @property
+    def problems(self) -> list[dict]:
+        return self.missing + self.corrupt + self.dangling
+
+    def as_dict(self) -> dict:
+        brief = lambda rows: [  # noqa: E731
+            {k: r.get(k) for k in ("media_id", "post_id", "local_file_path", "md5_sum")} for r in rows
+        ]
+        return {
+            "rows_checked": self.rows_checked,
+            "files_checked": self.files_checked,
+            "bytes_checked": self.bytes_checked,
+            "missing": brief(self.missing),
+            "corrupt": brief(self.corrupt),
+            "dangling": brief(self.dangling),
+            "moved": brief(self.moved),
+        }
+
+
+def _hash_or_none(path: Path) -> tuple[str | None, int]:
+    try:
+        return calculate_md5(path), path.stat().st_size
+    except OSError:
+        return None, 0
+
+
+def verify_cache(store: MediaStore, cache: MediaCache, workers: int | None = None) -> VerifyReport:
+    """Re-hash every file the database says is cached (each file once, all cores)."""
+    report = VerifyReport()
+    rows = [r for r in store.list_media(download_status="downloaded") if not r.get("evicted_at")]
+    report.rows_checked = len(rows)
+    by_file: dict[Path, list[dict]] = {}
+    for row in rows:
+        if not row.get("local_file_path") or not row.get("md5_sum"):
+            report.dangling.append(row)
+            continue
+        path = Path(row["local_file_path"])
+        if not path.is_file():
+            elsewhere = cache.find(row["md5_sum"])
+            (report.moved if elsewhere else report.missing).append(row)
+            if elsewhere:
+                by_file.setdefault(elsewhere, []).append(row)
+            continue
+        by_file.setdefault(path, []).append(row)
+    paths = list(by_file)
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
+        hashes = list(pool.map(_hash_or_none, paths, chunksize=4))
+    for path, (digest, size) in zip(paths, hashes, strict=True):
+        report.files_checked += 1
+        report.bytes_checked += size
+        for row in by_file[path]:
+            if digest != row["md5_sum"]:
+                report.corrupt.append(row)
+    return report
+
+
+def mark_for_refetch(store: MediaStore, cache: MediaCache, report: VerifyReport) -> list[str]:
+    """Remove corrupt files, point moved rows at their file, and queue broken rows again."""
+    corrupt_paths = {Path(r["local_file_path"]) for r in report.corrupt if r.get("local_file_path")}
+    for path in corrupt_paths:
+        log.warning("removing corrupt cached file %s", path.name)
+        cache.remove(path)
+    for row in report.moved:
+        if row in report.corrupt:
+            continue
+        found = cache.find(row["md5_sum"])
+        if found is not None:
+            store.update_media(row["media_id"], {"local_file_path": str(found)})
+    queued = [r["media_id"] for r in report.problems]
+    for media_id in queued:
+        store.update_media(
+            media_id,
+            {"download_status": "pending", "download_permanent": False, "local_file_path": None},
+        )
+    return queued

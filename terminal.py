@@ -1,0 +1,110 @@
+"""What the CLIs share: a stderr console, progress bars, one-line errors and exit codes.
+Only `manage_*.py` and `backfill_media.py` use this; library modules never print."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from config import ConfigError
+
+EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USAGE = 0, 1, 2
+
+console = Console(stderr=True, highlight=False)
+
+
+class UsageError(Exception):
+    """Bad usage or configuration: one line, exit 2."""
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> int:
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    return code
+
+
+def warn(message: str) -> None:
+    console.print(f"[yellow]warning:[/] {message}", soft_wrap=True, markup=True, highlight=False)
+
+
+def print_json(document: Any) -> None:
+    """The one JSON document a `--json` command prints on stdout."""
+    sys.stdout.write(json.dumps(document, indent=2, default=str, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
+    out = Table(title=title, title_justify="left", header_style="bold")
+    for column in columns:
+        out.add_column(column, overflow="fold")
+    for row in rows:
+        out.add_row(*("" if v is None else str(v) for v in row))
+    return out
+
+
+def show(renderable: Any) -> None:
+    """Tables for people go to the terminal (stderr), keeping stdout for data."""
+    console.print(renderable)
+
+
+class BarProgress:
+    """A rich progress bar (items, bytes, rate, ETA) fed by library callbacks."""
+
+    def __init__(self, progress: Progress, description: str):
+        self._progress = progress
+        self._task = progress.add_task(description, total=0, bytes_done=0)
+        self._items = 0
+        self._bytes = 0
+
+    def add_total(self, items: int) -> None:
+        total = (self._progress.tasks[self._task].total or 0) + items
+        self._progress.update(self._task, total=total)
+
+    def advance(self, items: int, nbytes: int) -> None:
+        self._items += items
+        self._bytes += nbytes
+        self._progress.update(self._task, advance=items, bytes_done=self._bytes)
+
+
+@contextmanager
+def progress_bar(description: str, with_bytes: bool = True) -> Iterator[BarProgress]:
+    """A progress bar on the terminal; silent when stderr is not a terminal (cron, pipes)."""
+    columns: list[Any] = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+    ]
+    if with_bytes:
+        columns += [TextColumn("{task.fields[bytes_done]:,} B"), TransferSpeedColumn()]
+    columns += [TimeElapsedColumn(), TimeRemainingColumn()]
+    progress = Progress(*columns, console=console, transient=False, disable=not console.is_terminal)
+    with progress:
+        yield BarProgress(progress, description)
+
+
+def run_command(handler: Callable[[], int]) -> int:
+    """Run a command; expected failures become one red line and exit 2, never a traceback."""
+    from media_store import StoreError
+
+    try:
+        return handler()
+    except (UsageError, ConfigError, StoreError) as exc:
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        return fail("interrupted; claimed items will be picked up by the next run", 130)
