@@ -1,0 +1,178 @@
+"""The analysis work queue: workers claim cached rows atomically, analyse them with the
+vision model, and finish each row `completed` or `failed`, with events in the row's log."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from config import Settings
+from media_analysis import AnalysisError, RetryPolicy, analyze_media, make_client
+from media_store import ANALYSIS_LEASE_SECONDS, AnalysisOutcome, MediaStore, make_event, worker_id
+
+log = logging.getLogger(__name__)
+
+
+class AnalysisProgress(Protocol):
+    def add_total(self, items: int) -> None: ...
+
+    def advance(self, items: int, nbytes: int) -> None: ...
+
+
+@dataclass
+class AnalysisReport:
+    completed: int = 0
+    failed: int = 0
+    lost: int = 0  # finished after another worker took the lease over: result not written
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    failures: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, outcome: AnalysisOutcome, written: bool) -> None:
+        with self._lock:
+            self.prompt_tokens += outcome.prompt_tokens
+            self.completion_tokens += outcome.completion_tokens
+            self.cost_usd += outcome.cost_usd
+            if not written:
+                self.lost += 1
+            elif outcome.status == "completed":
+                self.completed += 1
+            else:
+                self.failed += 1
+                self.failures.append(f"{outcome.media_id}: {outcome.event['details']['message']}")
+
+
+def claim_statuses(retry_failed: bool = False, force: bool = False) -> list[str]:
+    """Which analysis statuses a run may claim: `failed` with --retry-failed, all with --force."""
+    statuses = ["not_started"]
+    if retry_failed or force:
+        statuses.append("failed")
+    if force:
+        statuses.append("completed")
+    return statuses
+
+
+def eligible_rows(store: MediaStore, statuses: list[str], media_ids: list[str] | None) -> list[dict]:
+    """Rows a run would analyse now (for --dry-run): cached, in one of the statuses."""
+    rows = (
+        store.list_media(media_ids=media_ids) if media_ids else store.list_media(download_status="downloaded")
+    )
+    return [
+        r
+        for r in rows
+        if r["download_status"] == "downloaded"
+        and not r.get("evicted_at")
+        and r.get("local_file_path")
+        and r["ai_analysis_status"] in statuses
+    ]
+
+
+def _thumbnail_for(store: MediaStore, row: dict) -> Path | None:
+    """A video's thumbnail from the same post, used when no frame can be read."""
+    if row["media_type"] != "video":
+        return None
+    for other in store.list_media(post_id=row["post_id"]):
+        if other.get("slot_role") == "video_thumbnail" and other["download_status"] == "downloaded":
+            path = Path(other["local_file_path"] or "")
+            if path.is_file():
+                return path
+    return None
+
+
+def analyse_row(
+    store: MediaStore, client: Any, model: str, row: dict, retry_policy: RetryPolicy | None
+) -> AnalysisOutcome:
+    """Analyse one claimed row; never raises for a failure of the item itself."""
+    media_id = row["media_id"]
+    try:
+        result = analyze_media(
+            client,
+            model,
+            Path(row["local_file_path"]),
+            row.get("mime_type") or "image/jpeg",
+            thumbnail_path=_thumbnail_for(store, row),
+            retry_policy=retry_policy,
+        )
+    except AnalysisError as error:
+        log.warning("analysis failed: %s", error, extra={"media_id": media_id, "post_id": row["post_id"]})
+        details = {"error_kind": error.kind, "message": str(error)}
+        return AnalysisOutcome(
+            media_id, "failed", make_event("ai_analysis_failed", "failed", details, model=model),
+            model=model, prompt_tokens=error.prompt_tokens, completion_tokens=error.completion_tokens,
+        )  # fmt: skip
+    except OSError as error:
+        details = {"error_kind": "unreadable_media", "message": f"cannot read cached file: {error}"}
+        return AnalysisOutcome(
+            media_id, "failed", make_event("ai_analysis_failed", "failed", details, model=model)
+        )
+    details = {
+        "analysis_time_ms": result.analysis_time_ms,
+        "tokens_used": {
+            "prompt": result.prompt_tokens,
+            "completion": result.completion_tokens,
+            "total": result.prompt_tokens + result.completion_tokens,
+        },
+        "estimated_cost_usd": round(result.cost_usd, 6),
+        "frames": result.frames,
+    }
+    log.info("analysis completed", extra={"media_id": media_id, "post_id": row["post_id"]})
+    return AnalysisOutcome(
+        media_id, "completed", make_event("ai_analysis_completed", "success", details, model=result.model),
+        analysis=result.analysis, model=result.model, prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens, cost_usd=result.cost_usd,
+    )  # fmt: skip
+
+
+def analyze_pending(
+    store: MediaStore,
+    settings: Settings,
+    *,
+    statuses: list[str],
+    media_ids: list[str] | None = None,
+    limit: int | None = None,
+    workers: int = 1,
+    progress: AnalysisProgress | None = None,
+    client: Any = None,
+    retry_policy: RetryPolicy | None = None,
+    lease_seconds: int = ANALYSIS_LEASE_SECONDS,
+) -> AnalysisReport:
+    """Run `workers` workers until the queue is empty or `limit` rows were claimed."""
+    client = client or make_client(settings)  # a missing key fails here, before any claim
+    model = settings.ai_model
+    report = AnalysisReport()
+    budget = {"left": limit if limit is not None else float("inf")}
+    budget_lock = threading.Lock()
+
+    def take_one(me: str) -> bool:
+        with budget_lock:
+            if budget["left"] <= 0:
+                return False
+            budget["left"] -= 1
+        claimed = store.claim_analysis(
+            me, 1, statuses, make_event("ai_analysis_started", model=model), media_ids, lease_seconds
+        )
+        if not claimed:
+            return False
+        if progress:
+            progress.add_total(1)
+        outcome = analyse_row(store, client, model, claimed[0], retry_policy)
+        report.add(outcome, store.finish_analysis(me, outcome))
+        if progress:
+            progress.advance(1, 0)
+        return True
+
+    def work() -> None:
+        me = worker_id()
+        while take_one(me):
+            pass
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="analyze") as pool:
+        for future in [pool.submit(work) for _ in range(workers)]:
+            future.result()
+    return report

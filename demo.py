@@ -1,0 +1,57 @@
+"""Run the whole media job offline on the bundled sample posts.
+
+Serves the samples' media from a loopback server (the real CDN is never contacted), imports
+the posts into the embedded SQLite database with their media, analyses the images with a
+loopback OpenAI-compatible server, verifies the cache and shows the stats.
+
+    python demo.py
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+SAMPLES = ROOT / "samples"
+DEMO_POSTS = ROOT / "data" / "demo_posts"
+
+
+def main() -> int:
+    from media_test_server import MediaTestServer, rewrite_hosts, serve_samples
+    from openai_test_server import OpenAITestServer
+
+    os.chdir(ROOT)
+    sample_files = sorted(SAMPLES.glob("posts_*.json"))
+    with MediaTestServer() as media, OpenAITestServer() as vision:
+        serve_samples(media, sample_files)
+        DEMO_POSTS.mkdir(parents=True, exist_ok=True)
+        for source in sample_files:
+            (DEMO_POSTS / source.name).write_text(rewrite_hosts(source.read_text(), media.base_url))
+        os.environ.update(
+            DATABASE_URL="sqlite:///data/social_tui.db",
+            MEDIA_ALLOW_PRIVATE_HOSTS="127.0.0.1/32",
+            OPENAI_BASE_URL=vision.base_url,
+            OPENAI_API_KEY="demo-key-for-the-loopback-server",
+        )
+        import manage_data
+        import manage_media
+
+        steps = [
+            (manage_data.main, ["import", str(DEMO_POSTS)]),
+            (manage_media.main, ["analyze", "--status", "not_started", "--workers", "2"]),
+            (manage_media.main, ["verify-cache"]),
+            (manage_media.main, ["stats"]),
+        ]
+        for run, argv in steps:
+            print(f"\n$ python {run.__module__}.py {' '.join(argv)}", file=sys.stderr)
+            code = run(argv)
+            if code != 0:
+                print(f"demo step failed with exit code {code}", file=sys.stderr)
+                return code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
