@@ -146,33 +146,55 @@ def analyze_pending(
     client = client or make_client(settings)  # a missing key fails here, before any claim
     model = settings.ai_model
     report = AnalysisReport()
-    budget = {"left": limit if limit is not None else float("inf")}
-    budget_lock = threading.Lock()
-
-    def take_one(me: str) -> bool:
-        with budget_lock:
-            if budget["left"] <= 0:
-                return False
-            budget["left"] -= 1
-        claimed = store.claim_analysis(
-            me, 1, statuses, make_event("ai_analysis_started", model=model), media_ids, lease_seconds
-        )
-        if not claimed:
-            return False
-        if progress:
-            progress.add_total(1)
-        outcome = analyse_row(store, client, model, claimed[0], retry_policy)
-        report.add(outcome, store.finish_analysis(me, outcome))
-        if progress:
-            progress.advance(1, 0)
-        return True
+    next_claim = _claimer(store, statuses, media_ids, limit, lease_seconds, model)
 
     def work() -> None:
         me = worker_id()
-        while take_one(me):
-            pass
+        while claimed := next_claim(me):
+            if progress:
+                progress.add_total(1)
+            outcome = analyse_row(store, client, model, claimed, retry_policy)
+            report.add(outcome, store.finish_analysis(me, outcome))
+            if progress:
+                progress.advance(1, 0)
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="analyze") as pool:
         for future in [pool.submit(work) for _ in range(workers)]:
             future.result()
     return report
+
+
+def _claimer(store, statuses, media_ids, limit, lease_seconds, model):
+    """What each worker calls for its next row; None when the run is over.
+
+    Only `not_started` rows leave the queue for good once analysed. A run that also takes
+    failed or completed rows (--retry-failed, --force) fixes its work list at the start, so
+    a row that fails again, or was just re-analysed, is not taken twice in one run.
+    """
+    lock = threading.Lock()
+    left = [limit if limit is not None else float("inf")]
+    fixed = None
+    if set(statuses) != {"not_started"}:
+        fixed = iter(media_ids or [r["media_id"] for r in eligible_rows(store, statuses, None)])
+
+    def claim(me: str) -> dict | None:
+        while True:
+            with lock:
+                if left[0] <= 0:
+                    return None
+                ids = media_ids
+                if fixed is not None:
+                    ids = [next(fixed, None)]
+                    if ids == [None]:
+                        return None
+                left[0] -= 1
+            event = make_event("ai_analysis_started", model=model)
+            rows = store.claim_analysis(me, 1, statuses, event, ids, lease_seconds)
+            if rows:
+                return rows[0]
+            if fixed is None:
+                return None
+            with lock:
+                left[0] += 1  # taken by another worker meanwhile: try the next id
+
+    return claim

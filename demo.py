@@ -18,13 +18,23 @@ SAMPLES = ROOT / "samples"
 DEMO_POSTS = ROOT / "data" / "demo_posts"
 
 
+DEMO_PORT = 47831  # a fixed port keeps the media URLs, hence the media slots, the same every run
+
+
+def start_media_server(server_class):
+    try:
+        return server_class(port=DEMO_PORT)
+    except OSError:  # the port is taken: the demo still runs, with new slots for the new host
+        return server_class()
+
+
 def main() -> int:
     from media_test_server import MediaTestServer, rewrite_hosts, serve_samples
     from openai_test_server import OpenAITestServer
 
     os.chdir(ROOT)
     sample_files = sorted(SAMPLES.glob("posts_*.json"))
-    with MediaTestServer() as media, OpenAITestServer() as vision:
+    with start_media_server(MediaTestServer) as media, OpenAITestServer() as vision:
         serve_samples(media, sample_files)
         DEMO_POSTS.mkdir(parents=True, exist_ok=True)
         for source in sample_files:

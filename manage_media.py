@@ -12,7 +12,7 @@ from datetime import date
 from config import Settings, load_settings
 from media_backfill import backfill_media
 from media_cache import MediaCache
-from media_downloader import DownloadReport, download_pending
+from media_downloader import DownloadReport, download_pending, requeue_for_download
 from media_eviction import EvictionReport, evict_lru
 from media_log import configure_logging
 from media_store import AI_STATUSES, DOWNLOAD_STATUSES, MediaStore, open_store
@@ -240,8 +240,13 @@ def cmd_analyze(args, settings: Settings, store: MediaStore) -> int:
     if args.status and not args.force and not args.retry_failed:
         statuses = [args.status]
     media_ids = [args.media_id] if args.media_id else None
-    if media_ids and store.get_media(args.media_id) is None:
-        raise UsageError(f"no media with id {args.media_id!r}")
+    if media_ids:
+        row = store.get_media(args.media_id)
+        if row is None:
+            raise UsageError(f"no media with id {args.media_id!r}")
+        if row.get("evicted_at") and not args.dry_run:  # bring the file back, from the archive first
+            requeue_for_download(store, media_ids)
+            download_with_progress(store, settings, media_ids=media_ids)
     if args.dry_run:
         rows = eligible_rows(store, statuses, media_ids)[: args.limit]
         console.print(f"would analyse {len(rows)} media with {settings.ai_model} (dry run: nothing sent)")

@@ -220,9 +220,9 @@ class _Handler(BaseHTTPRequestHandler):
 class MediaTestServer:
     """Threaded HTTP/1.1 server on 127.0.0.1 (random port) with per-path failure modes."""
 
-    def __init__(self, latency: float = 0.0) -> None:
+    def __init__(self, latency: float = 0.0, port: int = 0) -> None:
         self.latency = latency
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd = _Server(("127.0.0.1", port), _Handler)
         self._httpd.owner = self
         host, port = self._httpd.server_address[:2]
         self.base_url = f"http://{host}:{port}"

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from media_cache import MediaCache, calculate_md5
+from media_downloader import requeue_for_download
 from media_store import MediaStore
 
 log = logging.getLogger(__name__)
@@ -93,9 +94,5 @@ def mark_for_refetch(store: MediaStore, cache: MediaCache, report: VerifyReport)
         if found is not None:
             store.update_media(row["media_id"], {"local_file_path": str(found)})
     queued = [r["media_id"] for r in report.problems]
-    for media_id in queued:
-        store.update_media(
-            media_id,
-            {"download_status": "pending", "download_permanent": False, "local_file_path": None},
-        )
+    requeue_for_download(store, queued, forget_path=True)
     return queued

@@ -47,12 +47,12 @@ def applied_versions(conn: psycopg.Connection) -> set[str]:
     return {r[0] for r in cur.execute("SELECT version FROM supabase_migrations.schema_migrations")}
 
 
-def pending_migrations(conn: psycopg.Connection) -> list[Migration]:
+def pending_migrations(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     done = applied_versions(conn)
-    return [m for m in available_migrations() if m.version not in done]
+    return [m for m in available_migrations(directory) if m.version not in done]
 
 
-def apply_pending(conninfo: str) -> list[Migration]:
+def apply_pending(conninfo: str, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     """Apply every pending migration, each in its own transaction; returns what ran."""
     applied = []
     with psycopg.connect(conninfo, autocommit=True) as conn:
@@ -60,7 +60,7 @@ def apply_pending(conninfo: str) -> list[Migration]:
         conn.execute("SELECT pg_advisory_lock(hashtext('social_tui_migrate'))")
         try:
             _ensure_history_table(conn)
-            for migration in pending_migrations(conn):
+            for migration in pending_migrations(conn, directory):
                 sql = migration.path.read_text()
                 with conn.transaction():
                     conn.execute(sql)

@@ -1,0 +1,228 @@
+"""The archive end to end: `archive`, `url`, `setup-bucket` and restores, through the CLIs and
+the real boto3 client against moto's S3 server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+from moto.server import ThreadedMotoServer
+
+from media_archive import Archive
+from media_archiver import archivable_rows, archive_rows
+from media_cache import calculate_md5
+from media_downloader import download_pending
+from media_eviction import evict_lru
+from media_cache import MediaCache
+from post_import import import_directory
+from tests.conftest import ROOT, scrape
+
+REGION = "us-east-1"
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch, tmp_path):
+    """Fake credentials only; no profile files, no instance metadata: nothing leaves loopback."""
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    empty = tmp_path / "empty-aws-config"
+    empty.write_text("")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+
+
+@pytest.fixture
+def s3(s3_endpoint):
+    return boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing").client(
+        "s3", region_name=REGION, endpoint_url=s3_endpoint
+    )
+
+
+@pytest.fixture
+def bucket(s3) -> str:
+    name = f"archive-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def s3_settings(settings, s3_endpoint, bucket):
+    return replace(settings, s3_bucket=bucket, s3_region=REGION, s3_endpoint_url=s3_endpoint)
+
+
+@pytest.fixture
+def s3_env(cli_env, s3_endpoint, bucket, tmp_path):
+    env = dict(cli_env)
+    env.update({k: v for k, v in os.environ.items() if k.startswith("AWS_")})
+    env.update(AWS_S3_BUCKET=bucket, AWS_S3_REGION=REGION, AWS_ENDPOINT_URL=s3_endpoint)
+    return env
+
+
+def manage(env, *args, cwd):
+    return subprocess.run([sys.executable, str(ROOT / "manage_media.py"), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=180)
+
+
+def downloaded(store, settings, samples_dir):
+    report = import_directory(store, scrape(samples_dir, 1))
+    assert download_pending(store, settings, media_ids=report.media_ids).failed == 0
+
+
+def counting_archive(settings) -> tuple[Archive, list[str]]:
+    archive = Archive(settings, retry_wait=0.01)
+    calls: list[str] = []
+    for operation in ("PutObject", "CreateMultipartUpload"):
+        archive._client.meta.events.register(f"before-call.s3.{operation}", lambda model, **_: calls.append(model.name))
+    return archive, calls
+
+
+def test_archive_all_uploads_each_file_once_verified_and_rerun_makes_no_put(store, s3_settings, s3_env, samples_dir, served, s3, bucket, tmp_path):
+    downloaded(store, s3_settings, samples_dir)
+    result = manage(s3_env, "archive", "--all", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = store.list_media()
+    assert all(r["archive_url"] and r["archive_url"].startswith(f"s3://{bucket}/media/") for r in rows)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert len(keys) == 12  # 13 rows, two of them the same bytes: stored once
+    for row in rows:
+        key = row["archive_url"].split("/", 3)[3]
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        assert hashlib.md5(body).hexdigest() == row["md5_sum"]
+        event = row["ai_analysis_log"][-1]
+        assert event["event"] == "media_archived" and event["details"]["verified"] is True
+        assert event["details"]["key"] == key
+    archive, puts = counting_archive(s3_settings)
+    report = archive_rows(store, archive, archivable_rows(store))
+    assert puts == [] and report.uploaded == 0
+    again = manage(s3_env, "archive", "--all", cwd=tmp_path)
+    assert again.returncode == 0 and len(s3.list_objects_v2(Bucket=bucket)["Contents"]) == 12
+
+
+def test_content_archived_under_another_row_is_reused(store, s3_settings, samples_dir, served):
+    downloaded(store, s3_settings, samples_dir)
+    rows = store.list_media()
+    first = next(r for r in rows if "DECA26941BC5187" in r["slot_key"])
+    twin = next(r for r in rows if "DBC469CC94C4B47" in r["slot_key"])
+    archive, puts = counting_archive(s3_settings)
+    archive_rows(store, archive, archivable_rows(store, media_id=first["media_id"]))
+    assert len(puts) == 1
+    report = archive_rows(store, archive, archivable_rows(store, media_id=twin["media_id"]))
+    assert len(puts) == 1 and report.reused == 1
+    assert store.get_media(twin["media_id"])["archive_url"] == store.get_media(first["media_id"])["archive_url"]
+
+
+def test_file_corrupted_after_download_is_reported_not_uploaded(store, s3_settings, s3_env, samples_dir, served, s3, bucket, tmp_path):
+    downloaded(store, s3_settings, samples_dir)
+    video = next(r for r in store.list_media() if r["media_type"] == "video")
+    Path(video["local_file_path"]).write_bytes(b"bit rot")
+    result = manage(s3_env, "archive", "--media-id", video["media_id"], cwd=tmp_path)
+    assert result.returncode == 1 and video["media_id"] in result.stderr
+    assert store.get_media(video["media_id"])["archive_url"] is None
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+
+
+def test_dry_run_lists_files_and_total_bytes_and_sends_nothing(store, s3_settings, s3_env, samples_dir, served, s3, bucket, tmp_path):
+    downloaded(store, s3_settings, samples_dir)
+    result = manage(s3_env, "archive", "--all", "--dry-run", cwd=tmp_path)
+    total = sum(p.stat().st_size for p in MediaCache(s3_settings.cache_dir).cached_files())
+    assert result.returncode == 0 and f"would upload 12 files ({total:,} bytes)" in " ".join(result.stderr.split())
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+
+
+def test_presigned_url_fetches_the_object(store, s3_settings, s3_env, samples_dir, served, tmp_path):
+    downloaded(store, s3_settings, samples_dir)
+    assert manage(s3_env, "archive", "--all", cwd=tmp_path).returncode == 0
+    row = store.list_media()[0]
+    result = manage(s3_env, "url", row["media_id"], "--expires", "600", cwd=tmp_path)
+    assert result.returncode == 0
+    url = result.stdout.strip()
+    assert url.startswith("http://127.0.0.1") and "X-Amz-Expires=600" in url
+    body = requests.get(url, timeout=10).content
+    assert hashlib.md5(body).hexdigest() == row["md5_sum"]
+
+
+def test_url_of_unarchived_row_says_what_to_run(store, s3_settings, s3_env, samples_dir, served, tmp_path):
+    downloaded(store, s3_settings, samples_dir)
+    row = store.list_media()[0]
+    result = manage(s3_env, "url", row["media_id"], cwd=tmp_path)
+    assert result.returncode == 2 and f"archive --media-id {row['media_id']}" in result.stderr
+
+
+def test_restore_brings_back_deleted_cache_file_without_the_cdn(store, s3_settings, s3_env, samples_dir, served, tmp_path):
+    downloaded(store, s3_settings, samples_dir)
+    assert manage(s3_env, "archive", "--all", cwd=tmp_path).returncode == 0
+    document = next(r for r in store.list_media() if r["media_type"] == "document")
+    Path(document["local_file_path"]).unlink()
+    served.clear()
+    result = manage(s3_env, "verify-cache", "--repair", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    restored = store.get_media(document["media_id"])
+    assert calculate_md5(Path(restored["local_file_path"])) == document["md5_sum"]
+    assert restored["ai_analysis_log"][-1]["details"]["source"] == "archive"
+    assert served.requests == []
+
+
+def test_evicted_file_is_restored_from_the_archive_when_needed(store, s3_settings, s3_env, samples_dir, served, tmp_path):
+    downloaded(store, s3_settings, samples_dir)
+    assert manage(s3_env, "archive", "--all", cwd=tmp_path).returncode == 0
+    evict_lru(store, MediaCache(s3_settings.cache_dir), limit_bytes=0)
+    evicted = store.list_media()[0]
+    assert evicted["evicted_at"] and not Path(evicted["local_file_path"]).exists()
+    served.clear()
+    report = download_pending(store, s3_settings, media_ids=[evicted["media_id"]])
+    assert report.attempted == 0  # eviction is not undone by download-all
+    from media_downloader import requeue_for_download
+    from media_archiver import archive_restorer
+
+    requeue_for_download(store, [evicted["media_id"]])
+    report = download_pending(store, s3_settings, media_ids=[evicted["media_id"]], restorer=archive_restorer(s3_settings))
+    back = store.get_media(evicted["media_id"])
+    assert report.downloaded == 1 and back["evicted_at"] is None
+    assert calculate_md5(Path(back["local_file_path"])) == evicted["md5_sum"]
+    assert served.requests == []
+
+
+def test_setup_bucket_creates_private_encrypted_bucket_idempotently(s3_env, s3, tmp_path):
+    name = f"fresh-{uuid.uuid4().hex[:10]}"
+    env = dict(s3_env, AWS_S3_BUCKET=name)
+    for _ in range(2):
+        result = manage(env, "setup-bucket", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    block = s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
+    assert all(block.values()) and len(block) == 4
+    rules = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"AWS_S3_BUCKET": ""}, "AWS_S3_BUCKET is not set"),
+        ({"AWS_S3_BUCKET": "no-such-bucket-here"}, "bucket 'no-such-bucket-here' does not exist"),
+        ({"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}, "no AWS credentials found"),
+    ],
+)
+def test_archive_configuration_errors_exit_2_with_one_line(s3_env, tmp_path, change, message):
+    env = {k: v for k, v in dict(s3_env, **change).items() if v != ""}
+    result = manage(env, "archive", "--all", cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
