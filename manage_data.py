@@ -48,7 +48,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     if not directory.exists():
         raise UsageError(f"{directory} does not exist: pass a directory of scraped post JSON files")
     settings = load_settings()
-    configure_logging(settings.log_file)
+    configure_logging(settings.log_file, sentry_dsn=settings.sentry_dsn)
     store = open_store(settings)
     try:
         report = import_directory(store, directory)

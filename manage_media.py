@@ -16,7 +16,7 @@ from media_downloader import DownloadReport, download_pending, requeue_for_downl
 from media_eviction import EvictionReport, evict_lru
 from media_log import configure_logging
 from media_store import AI_STATUSES, DOWNLOAD_STATUSES, MediaStore, open_store
-from media_verification import mark_for_refetch, verify_cache
+from media_verification import adopt_misplaced, mark_for_refetch, verify_cache
 from terminal import (
     EXIT_ITEMS_FAILED,
     EXIT_OK,
@@ -182,7 +182,8 @@ def cmd_download_all(args, settings: Settings, store: MediaStore) -> int:
 def cmd_verify_cache(args, settings: Settings, store: MediaStore) -> int:
     cache = MediaCache(settings.cache_dir)
     report = verify_cache(store, cache)
-    if args.repair and (report.problems or report.moved):
+    if args.repair and (report.problems or report.moved or report.misplaced):
+        adopt_misplaced(store, cache, report)
         queued = mark_for_refetch(store, cache, report)
         if queued:
             download_with_progress(store, settings, media_ids=queued, retry_failed=True)
@@ -197,6 +198,7 @@ def cmd_verify_cache(args, settings: Settings, store: MediaStore) -> int:
             ["missing files", len(report.missing)],
             ["corrupt files", len(report.corrupt)],
             ["rows pointing nowhere", len(report.dangling)],
+            ["files outside the cache layout", len(report.misplaced)],
         ]
         show(table("verify-cache", ["", "count"], rows))
         for row in report.problems[:50]:
@@ -443,7 +445,7 @@ COMMANDS = {
 
 def dispatch(args: argparse.Namespace) -> int:
     settings = load_settings()
-    configure_logging(settings.log_file)
+    configure_logging(settings.log_file, sentry_dsn=settings.sentry_dsn)
     if args.command == "migrate":
         return cmd_migrate(args, settings)
     if args.command == "setup-bucket":

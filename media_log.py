@@ -46,9 +46,26 @@ class JsonLinesFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure_logging(log_file: Path, run_id: str | None = None, level: int = logging.INFO) -> str:
-    """Send this process's log records to the JSON-lines file; returns the run's correlation id."""
+def _scrub_event(event: dict, hint: dict) -> dict:
+    """Sentry events get the same scrubbing as the log file."""
+    return json.loads(scrub(json.dumps(event, default=str)))
+
+
+def configure_sentry(dsn: str, run_id: str) -> None:
+    import sentry_sdk
+
+    sentry_sdk.init(dsn=dsn, before_send=_scrub_event)
+    sentry_sdk.set_tag("run_id", run_id)
+
+
+def configure_logging(
+    log_file: Path, run_id: str | None = None, level: int = logging.INFO, sentry_dsn: str | None = None
+) -> str:
+    """Send this process's log records to the JSON-lines file (and errors to Sentry when a
+    DSN is set); returns the run's correlation id."""
     run_id = run_id or generate_aws_id(PREFIX_RUN)
+    if sentry_dsn:
+        configure_sentry(sentry_dsn, run_id)
     root = logging.getLogger()
     for handler in list(root.handlers):
         if handler.get_name() == _HANDLER_NAME:

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from media_cache import MediaCache, calculate_md5
+from media_cache import MediaCache, MediaRejected, calculate_md5
 from media_downloader import requeue_for_download
 from media_store import MediaStore
 
@@ -24,6 +24,9 @@ class VerifyReport:
     corrupt: list[dict] = field(default_factory=list)  # file's bytes do not hash to md5_sum
     dangling: list[dict] = field(default_factory=list)  # downloaded, but no path or no md5 recorded
     moved: list[dict] = field(default_factory=list)  # file found in the cache under another path
+    misplaced: list[dict] = field(
+        default_factory=list
+    )  # intact, but outside the cache layout (older scripts)
 
     @property
     def problems(self) -> list[dict]:
@@ -41,6 +44,7 @@ class VerifyReport:
             "corrupt": brief(self.corrupt),
             "dangling": brief(self.dangling),
             "moved": brief(self.moved),
+            "misplaced": brief(self.misplaced),
         }
 
 
@@ -78,7 +82,42 @@ def verify_cache(store: MediaStore, cache: MediaCache, workers: int | None = Non
         for row in by_file[path]:
             if digest != row["md5_sum"]:
                 report.corrupt.append(row)
+            elif not _in_layout(cache, path, digest):
+                report.misplaced.append(row)
     return report
+
+
+def _in_layout(cache: MediaCache, path: Path, md5_sum: str) -> bool:
+    """True for `{root}/{category}/{md5}.{ext}` files (not e.g. an older `cache/images/x.bin`)."""
+    try:
+        relative = path.resolve().relative_to(cache.root.resolve())
+    except ValueError:
+        return False
+    return len(relative.parts) == 2 and relative.stem == md5_sum and relative.suffix not in ("", ".bin")
+
+
+def adopt_misplaced(store: MediaStore, cache: MediaCache, report: VerifyReport) -> int:
+    """Copy intact files left outside the layout into the cache (typed from their bytes)."""
+    adopted = 0
+    for row in report.misplaced:
+        try:
+            cached = cache.admit_copy(Path(row["local_file_path"]))
+        except (MediaRejected, OSError) as error:
+            log.warning(
+                "cannot adopt %s: %s", row["local_file_path"], error, extra={"media_id": row["media_id"]}
+            )
+            continue
+        store.update_media(
+            row["media_id"],
+            {
+                "local_file_path": str(cached.local_path),
+                "mime_type": cached.mime_type,
+                "width": cached.width,
+                "height": cached.height,
+            },
+        )
+        adopted += 1
+    return adopted
 
 
 def mark_for_refetch(store: MediaStore, cache: MediaCache, report: VerifyReport) -> list[str]:

@@ -34,12 +34,16 @@ def vision():
 def ai(vision, settings):
     vision.reset()
     vision.latency = 0.0
-    return replace(settings, openai_base_url=vision.base_url, openai_api_key="test-key", ai_model="gpt-4o-mini")
+    return replace(
+        settings, openai_base_url=vision.base_url, openai_api_key="test-key", ai_model="gpt-4o-mini"
+    )
 
 
 @pytest.fixture
 def ai_env(cli_env, vision):
-    return dict(cli_env, OPENAI_BASE_URL=vision.base_url, OPENAI_API_KEY="test-key", MEDIA_AI_MODEL="gpt-4o-mini")
+    return dict(
+        cli_env, OPENAI_BASE_URL=vision.base_url, OPENAI_API_KEY="test-key", MEDIA_AI_MODEL="gpt-4o-mini"
+    )
 
 
 def cached_samples(store, settings, samples_dir):
@@ -52,7 +56,12 @@ def cached_images(store, settings, served, tmp_path, sizes):
     for i, (w, h) in enumerate(sizes):
         path = f"/dms/image/v2/AI{i}/x/AI{i}/0/1"
         body, kind = sample_media(path, w, h)
-        posts.append({"full_urn": f"urn:li:activity:ai{i}", "media": {"type": "image", "url": served.add(path, body, kind)}})
+        posts.append(
+            {
+                "full_urn": f"urn:li:activity:ai{i}",
+                "media": {"type": "image", "url": served.add(path, body, kind)},
+            }
+        )
     directory = tmp_path / "ai_posts"
     directory.mkdir()
     (directory / "p.json").write_text(json.dumps(posts))
@@ -118,7 +127,10 @@ def test_a_400_for_one_item_fails_only_that_row(store, ai, served, vision, tmp_p
     assert rows[101]["ai_analysis_status"] == "failed"
     assert "Invalid image: unsupported content." in rows[101]["ai_analysis_log"][-1]["details"]["message"]
     assert rows[100]["ai_analysis_status"] == rows[102]["ai_analysis_status"] == "completed"
-    assert sum(1 for c in vision.calls if c["image_sizes"] == [[101, 101]] or c["image_sizes"] == [(101, 101)]) == 1
+    assert (
+        sum(1 for c in vision.calls if c["image_sizes"] == [[101, 101]] or c["image_sizes"] == [(101, 101)])
+        == 1
+    )
 
 
 def test_limit_and_force(store, ai, served, vision, tmp_path):
@@ -132,7 +144,14 @@ def test_limit_and_force(store, ai, served, vision, tmp_path):
 
 
 def manage(env, *args, cwd):
-    return subprocess.run([sys.executable, str(ROOT / "manage_media.py"), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage_media.py"), *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 def test_missing_api_key_exits_2_with_one_line(store, ai, ai_env, served, tmp_path):
@@ -156,7 +175,21 @@ def test_two_worker_processes_analyse_each_row_exactly_once(store, ai, ai_env, s
     cached_images(store, ai, served, tmp_path, [(100 + i, 100) for i in range(20)])
     vision.latency = 0.05
     procs = [
-        subprocess.Popen([sys.executable, str(ROOT / "manage_media.py"), "analyze", "--status", "not_started", "--workers", "2"], env=ai_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "manage_media.py"),
+                "analyze",
+                "--status",
+                "not_started",
+                "--workers",
+                "2",
+            ],
+            env=ai_env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for _ in range(2)
     ]
     assert [p.wait(timeout=180) for p in procs] == [0, 0]
@@ -169,10 +202,26 @@ def test_two_worker_processes_analyse_each_row_exactly_once(store, ai, ai_env, s
 
 
 @pytest.mark.parametrize("store_kind", ["postgres", "sqlite"])
-def test_worker_killed_mid_run_leaves_rows_reclaimed_after_the_lease(store, ai, ai_env, served, vision, tmp_path):
+def test_worker_killed_mid_run_leaves_rows_reclaimed_after_the_lease(
+    store, ai, ai_env, served, vision, tmp_path
+):
     cached_images(store, ai, served, tmp_path, [(100 + i, 100) for i in range(6)])
     vision.latency = 2.0
-    proc = subprocess.Popen([sys.executable, str(ROOT / "manage_media.py"), "analyze", "--status", "not_started", "--workers", "2"], env=ai_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "manage_media.py"),
+            "analyze",
+            "--status",
+            "not_started",
+            "--workers",
+            "2",
+        ],
+        env=ai_env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(vision.calls) < 2:
         time.sleep(0.05)

@@ -18,10 +18,9 @@ from moto.server import ThreadedMotoServer
 
 from media_archive import Archive
 from media_archiver import archivable_rows, archive_rows
-from media_cache import calculate_md5
+from media_cache import MediaCache, calculate_md5
 from media_downloader import download_pending
 from media_eviction import evict_lru
-from media_cache import MediaCache
 from post_import import import_directory
 from tests.conftest import ROOT, scrape
 
@@ -79,7 +78,14 @@ def s3_env(cli_env, s3_endpoint, bucket, tmp_path):
 
 
 def manage(env, *args, cwd):
-    return subprocess.run([sys.executable, str(ROOT / "manage_media.py"), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage_media.py"), *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 def downloaded(store, settings, samples_dir):
@@ -91,11 +97,15 @@ def counting_archive(settings) -> tuple[Archive, list[str]]:
     archive = Archive(settings, retry_wait=0.01)
     calls: list[str] = []
     for operation in ("PutObject", "CreateMultipartUpload"):
-        archive._client.meta.events.register(f"before-call.s3.{operation}", lambda model, **_: calls.append(model.name))
+        archive._client.meta.events.register(
+            f"before-call.s3.{operation}", lambda model, **_: calls.append(model.name)
+        )
     return archive, calls
 
 
-def test_archive_all_uploads_each_file_once_verified_and_rerun_makes_no_put(store, s3_settings, s3_env, samples_dir, served, s3, bucket, tmp_path):
+def test_archive_all_uploads_each_file_once_verified_and_rerun_makes_no_put(
+    store, s3_settings, s3_env, samples_dir, served, s3, bucket, tmp_path
+):
     downloaded(store, s3_settings, samples_dir)
     result = manage(s3_env, "archive", "--all", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -127,10 +137,14 @@ def test_content_archived_under_another_row_is_reused(store, s3_settings, sample
     assert len(puts) == 1
     report = archive_rows(store, archive, archivable_rows(store, media_id=twin["media_id"]))
     assert len(puts) == 1 and report.reused == 1
-    assert store.get_media(twin["media_id"])["archive_url"] == store.get_media(first["media_id"])["archive_url"]
+    assert (
+        store.get_media(twin["media_id"])["archive_url"] == store.get_media(first["media_id"])["archive_url"]
+    )
 
 
-def test_file_corrupted_after_download_is_reported_not_uploaded(store, s3_settings, s3_env, samples_dir, served, s3, bucket, tmp_path):
+def test_file_corrupted_after_download_is_reported_not_uploaded(
+    store, s3_settings, s3_env, samples_dir, served, s3, bucket, tmp_path
+):
     downloaded(store, s3_settings, samples_dir)
     video = next(r for r in store.list_media() if r["media_type"] == "video")
     Path(video["local_file_path"]).write_bytes(b"bit rot")
@@ -140,11 +154,15 @@ def test_file_corrupted_after_download_is_reported_not_uploaded(store, s3_settin
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
 
 
-def test_dry_run_lists_files_and_total_bytes_and_sends_nothing(store, s3_settings, s3_env, samples_dir, served, s3, bucket, tmp_path):
+def test_dry_run_lists_files_and_total_bytes_and_sends_nothing(
+    store, s3_settings, s3_env, samples_dir, served, s3, bucket, tmp_path
+):
     downloaded(store, s3_settings, samples_dir)
     result = manage(s3_env, "archive", "--all", "--dry-run", cwd=tmp_path)
     total = sum(p.stat().st_size for p in MediaCache(s3_settings.cache_dir).cached_files())
-    assert result.returncode == 0 and f"would upload 12 files ({total:,} bytes)" in " ".join(result.stderr.split())
+    assert result.returncode == 0 and f"would upload 12 files ({total:,} bytes)" in " ".join(
+        result.stderr.split()
+    )
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
 
 
@@ -167,7 +185,9 @@ def test_url_of_unarchived_row_says_what_to_run(store, s3_settings, s3_env, samp
     assert result.returncode == 2 and f"archive --media-id {row['media_id']}" in result.stderr
 
 
-def test_restore_brings_back_deleted_cache_file_without_the_cdn(store, s3_settings, s3_env, samples_dir, served, tmp_path):
+def test_restore_brings_back_deleted_cache_file_without_the_cdn(
+    store, s3_settings, s3_env, samples_dir, served, tmp_path
+):
     downloaded(store, s3_settings, samples_dir)
     assert manage(s3_env, "archive", "--all", cwd=tmp_path).returncode == 0
     document = next(r for r in store.list_media() if r["media_type"] == "document")
@@ -181,7 +201,9 @@ def test_restore_brings_back_deleted_cache_file_without_the_cdn(store, s3_settin
     assert served.requests == []
 
 
-def test_evicted_file_is_restored_from_the_archive_when_needed(store, s3_settings, s3_env, samples_dir, served, tmp_path):
+def test_evicted_file_is_restored_from_the_archive_when_needed(
+    store, s3_settings, s3_env, samples_dir, served, tmp_path
+):
     downloaded(store, s3_settings, samples_dir)
     assert manage(s3_env, "archive", "--all", cwd=tmp_path).returncode == 0
     evict_lru(store, MediaCache(s3_settings.cache_dir), limit_bytes=0)
@@ -190,11 +212,13 @@ def test_evicted_file_is_restored_from_the_archive_when_needed(store, s3_setting
     served.clear()
     report = download_pending(store, s3_settings, media_ids=[evicted["media_id"]])
     assert report.attempted == 0  # eviction is not undone by download-all
-    from media_downloader import requeue_for_download
     from media_archiver import archive_restorer
+    from media_downloader import requeue_for_download
 
     requeue_for_download(store, [evicted["media_id"]])
-    report = download_pending(store, s3_settings, media_ids=[evicted["media_id"]], restorer=archive_restorer(s3_settings))
+    report = download_pending(
+        store, s3_settings, media_ids=[evicted["media_id"]], restorer=archive_restorer(s3_settings)
+    )
     back = store.get_media(evicted["media_id"])
     assert report.downloaded == 1 and back["evicted_at"] is None
     assert calculate_md5(Path(back["local_file_path"])) == evicted["md5_sum"]

@@ -13,18 +13,36 @@ import psycopg
 from schema_migrations import MIGRATIONS_DIR, apply_pending, available_migrations
 from tests.conftest import ROOT
 
-TABLES = ("posts", "download_runs", "data_downloads", "profiles", "tags", "profile_tags", "post_tags", "action_queue", "post_media")
+TABLES = (
+    "posts",
+    "download_runs",
+    "data_downloads",
+    "profiles",
+    "tags",
+    "profile_tags",
+    "post_tags",
+    "action_queue",
+    "post_media",
+)
 
 
 def run(env, *args):
-    return subprocess.run([sys.executable, str(ROOT / "manage_media.py"), *args], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage_media.py"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def env_for(url: str, tmp_path) -> dict:
     import os
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "SUPABASE", "MEDIA_"))}
-    env.update(DATABASE_URL=url, MEDIA_CACHE_DIR=str(tmp_path / "cache"), MEDIA_LOG_FILE=str(tmp_path / "media.log"))
+    env.update(
+        DATABASE_URL=url, MEDIA_CACHE_DIR=str(tmp_path / "cache"), MEDIA_LOG_FILE=str(tmp_path / "media.log")
+    )
     return env
 
 
@@ -36,7 +54,9 @@ def test_migrate_applies_all_then_is_a_no_op(pg_empty_database_factory, tmp_path
     names = [f"{m.version}_{m.name}" for m in available_migrations()]
     assert all(f"applied {n}" in first.stderr for n in names)
     with psycopg.connect(url) as conn:
-        recorded = conn.execute("SELECT version, name, statements FROM supabase_migrations.schema_migrations ORDER BY version").fetchall()
+        recorded = conn.execute(
+            "SELECT version, name, statements FROM supabase_migrations.schema_migrations ORDER BY version"
+        ).fetchall()
     assert [f"{v}_{n}" for v, n, _ in recorded] == names
     assert all(statements and statements[0].strip() for _, _, statements in recorded)
     second = run(env, "migrate")
@@ -52,7 +72,12 @@ def test_unmigrated_database_exits_2_saying_to_migrate(pg_empty_database_factory
 
 def test_row_level_security_on_every_table(pg_url):
     with psycopg.connect(pg_url) as conn:
-        rows = dict(conn.execute("SELECT relname, relrowsecurity FROM pg_class WHERE relname = ANY(%s) AND relkind = 'r'", (list(TABLES),)).fetchall())
+        rows = dict(
+            conn.execute(
+                "SELECT relname, relrowsecurity FROM pg_class WHERE relname = ANY(%s) AND relkind = 'r'",
+                (list(TABLES),),
+            ).fetchall()
+        )
     assert rows == {t: True for t in TABLES}
 
 
@@ -76,7 +101,11 @@ def test_older_rows_are_repaired_by_the_pipeline_migration(pg_empty_database_fac
         # the older scripts stored the log as a JSON string inside jsonb, and cached files
         conn.execute(
             "UPDATE post_media SET ai_analysis_log = to_jsonb(%s::text), md5_sum = %s, local_file_path = %s WHERE media_id = 'med-a'",
-            (json.dumps([{"event": "media_downloaded", "status": "success"}]), "f" * 32, "cache/images/x.jpg"),
+            (
+                json.dumps([{"event": "media_downloaded", "status": "success"}]),
+                "f" * 32,
+                "cache/images/x.jpg",
+            ),
         )
     assert [m.name for m in apply_pending(url)] == [m.name for m in available_migrations()[2:]]
     with psycopg.connect(url) as conn:
