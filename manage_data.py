@@ -14,21 +14,12 @@ from terminal import (
     EXIT_ITEMS_FAILED,
     EXIT_OK,
     UsageError,
+    positive_int,
     run_command,
     show,
     table,
     warn,
 )
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be greater than zero")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,6 +22,7 @@ from terminal import (
     EXIT_OK,
     UsageError,
     console,
+    positive_int,
     print_json,
     progress_bar,
     run_command,
@@ -40,16 +41,6 @@ LIST_COLUMNS = [
     "mime_type",
     "md5_sum",
 ]
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be greater than zero")
-    return value
 
 
 def iso_date(text: str) -> str:

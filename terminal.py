@@ -3,6 +3,7 @@ Only `manage_*.py` and `backfill_media.py` use this; library modules never print
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -27,6 +28,17 @@ from config import ConfigError
 EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USAGE = 0, 1, 2
 
 console = Console(stderr=True, highlight=False)
+
+
+def positive_int(text: str) -> int:
+    """argparse type for counts: a whole number above zero."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than zero")
+    return value
 
 
 class UsageError(Exception):
