@@ -17,8 +17,10 @@ import pytest
 
 from config import Settings
 from media_store_postgres import PostgresStore
+from media_store_rest import RestStore
 from media_store_sqlite import SQLiteStore
 from media_test_server import MediaTestServer, rewrite_hosts, serve_samples
+from postgrest_test_server import PostgrestTestServer
 from schema_migrations import apply_pending
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,23 +88,35 @@ def pg_clean_url(pg_url) -> str:
     return pg_url
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(scope="session")
+def postgrest_server(pg_url):
+    """The loopback PostgREST stand-in on the session's migrated database."""
+    with PostgrestTestServer(pg_url) as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgres", "rest"])
 def store_kind(request) -> str:
     return request.param
 
 
 @pytest.fixture
 def store_url(store_kind, tmp_path, request) -> str:
+    """The store's location: a SQLite URL, a PostgreSQL URL, or the REST endpoint's URL."""
     if store_kind == "sqlite":
         return f"sqlite:///{tmp_path / 'db' / 'social_tui.db'}"
-    return request.getfixturevalue("pg_clean_url")
+    url = request.getfixturevalue("pg_clean_url")
+    return request.getfixturevalue("postgrest_server").url if store_kind == "rest" else url
 
 
 @pytest.fixture
-def store(store_kind, store_url):
-    opened = (
-        SQLiteStore(store_url[len("sqlite:///") :]) if store_kind == "sqlite" else PostgresStore(store_url)
-    )
+def store(store_kind, store_url, request):
+    if store_kind == "sqlite":
+        opened = SQLiteStore(store_url[len("sqlite:///") :])
+    elif store_kind == "rest":
+        opened = RestStore(store_url, request.getfixturevalue("postgrest_server").service_key)
+    else:
+        opened = PostgresStore(store_url)
     yield opened
     opened.close()
 
@@ -141,9 +155,12 @@ def scrape(samples_dir: Path, which: int) -> Path:
 
 
 @pytest.fixture
-def settings(tmp_path, store_url) -> Settings:
+def settings(tmp_path, store_kind, store_url, request) -> Settings:
+    rest = store_kind == "rest"
     return Settings(
-        database_url=store_url,
+        database_url=None if rest else store_url,
+        supabase_url=store_url if rest else None,
+        supabase_api_key=request.getfixturevalue("postgrest_server").service_key if rest else None,
         cache_dir=tmp_path / "cache" / "media",
         allow_private_hosts=(ipaddress.ip_network("127.0.0.0/8"),),
         download_timeout=2.0,
@@ -167,6 +184,8 @@ def cli_env(settings, tmp_path) -> dict[str, str]:
         MEDIA_LOG_FILE=str(settings.log_file),
         PYTHONPATH=str(ROOT),
     )
+    if settings.supabase_url:
+        env.update(SUPABASE_URL=settings.supabase_url, SUPABASE_API_KEY=settings.supabase_api_key or "")
     return env
 
 
