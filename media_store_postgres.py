@@ -263,7 +263,7 @@ class PostgresStore:
     def posts_page(self, after_post_id: str | None, limit: int, start_date: str | None = None) -> list[dict]:
         where, params = ["post_id > %s"], [after_post_id or ""]
         if start_date:
-            where.append("posted_at >= %s")
+            where.append("posted_at >= (%s::date::timestamp AT TIME ZONE 'UTC')")  # a UTC day, as SQLite
             params.append(start_date)
         return self._rows(
             f"SELECT post_id, urn, posted_at, raw_json FROM posts WHERE {' AND '.join(where)}"

@@ -191,13 +191,15 @@ class SQLiteStore:
                     continue
                 old_expiry, new_expiry = current["url_expires_at"], row.url_expires_at
                 newer = old_expiry is None or new_expiry is None or new_expiry >= old_expiry
+                if not newer:  # an older scrape's URL: keep the fresher one and the row's state
+                    continue
                 conn.execute(
                     """UPDATE post_media SET media_url=?, url_expires_at=?, download_permanent=0,
                            download_status=CASE WHEN download_status='failed' THEN 'pending'
                                                 ELSE download_status END,
                            updated_at=? WHERE media_id=?""",
                     (
-                        row.media_url if newer else current["media_url"],
+                        row.media_url,
                         max(filter(None, (old_expiry, new_expiry)), default=None),
                         now,
                         current["media_id"],
@@ -332,6 +334,8 @@ class SQLiteStore:
         media_ids: list[str] | None = None,
         lease_seconds: int = 10 * 60,
     ) -> list[dict]:
+        if not statuses:
+            return []
         params: list = [*statuses, _cutoff(lease_seconds)]
         id_clause = ""
         if media_ids is not None:

@@ -328,6 +328,8 @@ def _delete_media(store) -> None:
 
         with sqlite3.connect(store.path) as conn:
             conn.execute("DELETE FROM post_media")
+    elif hasattr(store, "_client"):  # REST: a filtered DELETE, as Supabase's safeupdate requires
+        store._client.table("post_media").delete(returning="minimal").neq("media_id", "").execute()
     else:
         store._conn.execute("DELETE FROM post_media")
 
@@ -355,3 +357,40 @@ def test_open_store_uses_settings(settings):
 def _reset_latency(served):
     yield
     served.latency = 0.0
+
+
+def test_older_scripts_bin_file_is_read_and_adopted_by_repair(store, settings, cli_env, served, tmp_path):
+    body, kind = sample_media("/dms/image/v2/OLDBIN/x", 90, 60)
+    url = served.add("/oldbin/img", body, kind)
+    import_directory(store, _write_posts(tmp_path / "p", [_post_with_image("urn:li:activity:1", url)]))
+    [row] = store.list_media()
+    old = settings.cache_dir.parent / "images" / "0123.bin"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(body)
+    md5 = hashlib.md5(body).hexdigest()
+    store.update_media(
+        row["media_id"], {"download_status": "downloaded", "md5_sum": md5, "local_file_path": str(old)}
+    )
+    check = run_cli(cli_env, str(ROOT / "manage_media.py"), "verify-cache", "--json", cwd=tmp_path)
+    assert check.returncode == 0 and len(json.loads(check.stdout)["misplaced"]) == 1
+    assert (
+        run_cli(cli_env, str(ROOT / "manage_media.py"), "verify-cache", "--repair", cwd=tmp_path).returncode
+        == 0
+    )
+    fixed = store.get_media(row["media_id"])
+    assert Path(fixed["local_file_path"]) == settings.cache_dir / "images" / f"{md5}.jpg"
+    assert (fixed["mime_type"], fixed["width"], fixed["height"]) == ("image/jpeg", 90, 60)
+    assert old.exists() and served.count("/oldbin/img") == 0
+
+
+def test_backfill_media_script_is_the_same_command(store, settings, cli_env, served, tmp_path):
+    body, kind = sample_media("/dms/image/v2/BFSCRIPT/x")
+    url = served.add("/bfscript/img", body, kind)
+    post = dict(_post_with_image("urn:li:activity:1", url), posted_at={"timestamp": 1763000000000})
+    import_directory(store, _write_posts(tmp_path / "p", [post]))
+    _delete_media(store)
+    result = run_cli(cli_env, str(ROOT / "backfill_media.py"), "--start-date", "2000-01-01", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [r["download_status"] for r in store.list_media()] == ["downloaded"]
+    bad = run_cli(cli_env, str(ROOT / "backfill_media.py"), "--start-date", "yesterday", cwd=tmp_path)
+    assert bad.returncode == 2 and "not a date" in bad.stderr

@@ -327,3 +327,16 @@ def test_media_counts_by_status(store):
     assert counts["media_total"] == 3
     assert counts["by_download_status"] == {"downloaded": 2, "pending": 1}
     assert counts["by_ai_status"] == {"not_started": 3}
+
+
+def test_an_older_scrapes_url_does_not_requeue_a_failed_slot(store):
+    post_id, [media_id] = seeded(store, 1)
+    store.claim_downloads("w1", 1)
+    failure = DownloadOutcome(
+        media_id, "failed", make_event("media_download_failed", "failed"), download_permanent=True
+    )
+    store.finish_downloads("w1", [failure])
+    store.upsert_media([slot(post_id, "/img/0", "e=1700000000&t=old", "2023-11-14T22:13:20.000000+00:00")])
+    row = store.get_media(media_id)
+    assert (row["download_status"], row["download_permanent"]) == ("failed", True)
+    assert row["media_url"].endswith("e=1764877600&t=a")

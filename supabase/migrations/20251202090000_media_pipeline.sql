@@ -139,9 +139,15 @@ LANGUAGE sql AS $$
                            OR EXCLUDED.url_expires_at >= m.url_expires_at
                          THEN EXCLUDED.media_url ELSE m.media_url END,
         url_expires_at = GREATEST(m.url_expires_at, EXCLUDED.url_expires_at),
+        -- Only a fresher URL (one that is stored) re-queues a failed slot; an older scrape's
+        -- URL must not send a permanent failure back to the same dead link.
         download_status = CASE WHEN m.download_status = 'failed' AND m.media_url <> EXCLUDED.media_url
+                                    AND (m.url_expires_at IS NULL OR EXCLUDED.url_expires_at IS NULL
+                                         OR EXCLUDED.url_expires_at >= m.url_expires_at)
                                THEN 'pending' ELSE m.download_status END,
         download_permanent = CASE WHEN m.media_url <> EXCLUDED.media_url
+                                       AND (m.url_expires_at IS NULL OR EXCLUDED.url_expires_at IS NULL
+                                            OR EXCLUDED.url_expires_at >= m.url_expires_at)
                                   THEN FALSE ELSE m.download_permanent END,
         updated_at = CASE WHEN m.media_url <> EXCLUDED.media_url THEN NOW() ELSE m.updated_at END
     RETURNING m.media_id, m.post_id, m.slot_key, (xmax = 0) AS inserted;
