@@ -1,0 +1,1 @@
+"""Benchmarks of social-tui media against the tools it replaces: `python bench/run.py`."""

@@ -1,0 +1,58 @@
+"""Scenario 6c: the Supabase REST back end, through the loopback PostgREST stand-in
+(`postgrest_test_server.PostgrestTestServer`) on a throwaway PostgreSQL database.
+
+The stand-in is a small Python server, not PostgREST itself: its row is a reference for the
+shape of the back end's traffic (how many requests an import makes), not Supabase's speed.
+"""
+
+from __future__ import annotations
+
+from bench.common import (
+    BenchError,
+    Context,
+    bench_script,
+    clean_env,
+    log,
+    project_cli,
+    project_env,
+    run_measured,
+    throwaway_postgres,
+)
+
+
+def measure(ctx: Context, name: str, count: int, media: int, directory, make_row):
+    from postgrest_test_server import PostgrestTestServer
+
+    ws = ctx.ws.dir("posts", "rest")
+    log(f"posts: import --no-media of {count:,} posts through Supabase REST (loopback PostgREST stand-in)")
+    with throwaway_postgres() as url, PostgrestTestServer(url) as server:
+        env = project_env(ws, "", SUPABASE_URL=server.url, SUPABASE_API_KEY=server.service_key)
+        env.pop("DATABASE_URL")
+        ours = run_measured(
+            project_cli("manage_data.py", "import", "--no-media", str(directory)),
+            env=env,
+            cwd=ws,
+            timeout=900,
+        )
+        requests = len(server.requests)
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            stored = conn.execute("SELECT count(*) FROM posts").fetchone()[0]
+            stored_media = conn.execute("SELECT count(*) FROM post_media").fetchone()[0]
+        if stored != count or stored_media != media:
+            raise BenchError(
+                f"REST import stored {stored} posts / {stored_media} media; expected {count} / {media}"
+            )
+        theirs = run_measured(
+            bench_script("raw_insert.py", "postgres", url, str(directory)),
+            env=clean_env(),
+            cwd=ws,
+            timeout=600,
+        )
+    row = make_row(name[2:] if name.startswith("6c") else name, count, media, ours, theirs,
+                   "psycopg `COPY` straight into the same PostgreSQL")  # fmt: skip
+    row.scenario = name
+    row.notes.append(f"{requests} HTTP requests to the PostgREST stand-in (a Python server, not PostgREST)")
+    row.data["requests"] = requests
+    return row
