@@ -19,5 +19,9 @@ def generate_aws_id(prefix: str, length: int = 17) -> str:
     """Return a new random id such as `med-0f3k9x...`: unguessable, URL-safe, lower case."""
     if not prefix or not prefix.isalnum():
         raise ValueError(f"id prefix must be letters or digits, got {prefix!r}")
-    body = "".join(secrets.choice(_ALPHABET) for _ in range(length))
-    return f"{prefix}-{body}"
+    number = int.from_bytes(secrets.token_bytes(length), "big")  # 8 random bits per character drawn
+    digits = []
+    for _ in range(length):
+        number, digit = divmod(number, 36)
+        digits.append(_ALPHABET[digit])
+    return f"{prefix}-{''.join(digits)}"

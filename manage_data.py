@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from config import load_settings
+from media_downloader import MediaFeed
 from media_log import configure_logging
 from media_store import open_store
 from post_import import extract_and_store_media, import_directory  # noqa: F401  (the seed's API)
@@ -32,8 +34,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def import_with_downloads(store, settings, directory: Path, workers: int | None):
+    """Import while downloading: each committed batch's media are fetched at once."""
+    from manage_media import download_with_progress
+
+    feed = MediaFeed()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-downloads") as background:
+        downloading = background.submit(
+            download_with_progress, store, settings, media_ids=feed, workers=workers
+        )
+        try:
+            report = import_directory(store, directory, on_media=feed.extend)
+        finally:
+            feed.close()
+        return report, downloading.result()
+
+
 def cmd_import(args: argparse.Namespace) -> int:
-    from manage_media import download_with_progress, evict_if_needed
+    from manage_media import evict_if_needed
 
     directory = Path(args.directory)
     if not directory.exists():
@@ -42,7 +60,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     configure_logging(settings.log_file, sentry_dsn=settings.sentry_dsn)
     store = open_store(settings)
     try:
-        report = import_directory(store, directory)
+        if args.no_media:
+            report, downloads = import_directory(store, directory), None
+        else:
+            report, downloads = import_with_downloads(store, settings, directory, args.workers)
         for problem in report.problems:
             warn(problem)
         rows = [
@@ -55,16 +76,10 @@ def cmd_import(args: argparse.Namespace) -> int:
             ["skipped items", report.skipped],
         ]
         failed = 0
-        if not args.no_media:
-            pending = [
-                m["media_id"]
-                for m in store.list_media(media_ids=report.media_ids)
-                if m["download_status"] != "downloaded"
-            ]
-            downloads = download_with_progress(store, settings, media_ids=pending, workers=args.workers)
+        if downloads is not None:
             rows += [
                 ["media downloaded", downloads.fetched],
-                ["media reused (no request)", downloads.reused + (len(report.media_ids) - len(pending))],
+                ["media reused (no request)", downloads.reused + len(report.media_ids) - downloads.attempted],
                 ["media failed", downloads.failed],
                 ["bytes fetched", f"{downloads.bytes:,}"],
             ]

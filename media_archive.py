@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import itertools
 import logging
 import mimetypes
 import os
@@ -205,6 +206,9 @@ class Archive:
                 # total_max_attempts counts the first try; "max_attempts" would not.
                 retries={"mode": "standard", "total_max_attempts": max_attempts},
                 signature_version="s3v4",  # presigned URLs would otherwise be SigV2
+                # Content-MD5 (single part) and per-part checks already guard the bytes;
+                # a CRC32 on top costs ~0.7 CPU s per GB.
+                request_checksum_calculation="when_required",
                 max_pool_connections=pool,
                 connect_timeout=10,
                 read_timeout=60,
@@ -352,13 +356,18 @@ class Archive:
         extension: str,
         *,
         when: datetime | None = None,
+        check_existing: bool = True,
     ) -> ArchivedObject:
         """Upload a cached file whose MD5 is `md5_sum`; return it only once verified.
 
         Raises LocalFileCorrupt (nothing sent) when the file no longer has that MD5.
-        An object already at the key with the same MD5 and size is reused, not re-sent.
+        An object already at the key with the same MD5 and size is reused, not re-sent;
+        callers that know there is none pass `check_existing=False` to save that request
+        (a retry of a failed attempt always looks first).
         """
-        return self._upload(Path(local_path), media_id, _normalise_md5(md5_sum), extension, when)
+        return self._upload(
+            Path(local_path), media_id, _normalise_md5(md5_sum), extension, when, check_existing
+        )
 
     def _upload(
         self,
@@ -367,13 +376,19 @@ class Archive:
         md5_sum: str | None,
         extension: str,
         when: datetime | None,
+        check_existing: bool = True,
     ) -> ArchivedObject:
         bucket = self.bucket
         key = generate_s3_key(media_id, extension, when)
         s3_url = f"s3://{bucket}/{key}"
         what = f"upload of {media_id} ({local_path}) to {s3_url}"
         try:
-            return self._retrying(self._upload_once, local_path, media_id, md5_sum, bucket, key)
+            tries = itertools.count()  # a retry always looks for what an earlier attempt stored
+            return self._retrying(
+                lambda: self._upload_once(
+                    local_path, media_id, md5_sum, bucket, key, check_existing or next(tries) > 0
+                )
+            )
         except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
             raise self._item_error(exc, what, bucket) from exc
         except OSError as exc:
@@ -386,6 +401,7 @@ class Archive:
         md5_sum: str | None,
         bucket: str,
         key: str,
+        check_existing: bool = True,
     ) -> ArchivedObject:
         s3_url = f"s3://{bucket}/{key}"
         local = self._read_local(local_path)
@@ -395,7 +411,7 @@ class Archive:
                 f"expected {md5_sum}: not uploaded; re-download it"
             )
         md5_sum = local.md5_sum
-        existing = self._head(bucket, key)
+        existing = self._head(bucket, key) if check_existing else None
         if existing is not None and self._matches(existing, md5_sum, local.size):
             logger.info("archive: %s already holds media %s", s3_url, media_id)
             return ArchivedObject(s3_url, key, local.size, verified=True, reused=True)
@@ -405,13 +421,21 @@ class Archive:
         if local.body is not None:
             # The bytes sent are the bytes hashed; Content-MD5 lets the store reject
             # anything that differs on arrival.
-            self._client.put_object(
+            response = self._client.put_object(
                 Bucket=bucket,
                 Key=key,
                 Body=local.body,
                 ContentMD5=base64.b64encode(binascii.unhexlify(md5_sum)).decode(),
                 **extra,
             )
+            # The store checked Content-MD5 and answers the body's MD5 as the ETag of a
+            # single-part object: that is the verification, no HEAD needed. (Stores that
+            # encrypt with KMS answer another ETag; the HEAD below then decides.)
+            if response.get("ETag", "").strip('"') == md5_sum:
+                logger.info(
+                    "archived media %s to %s (%d bytes, md5 %s)", media_id, s3_url, local.size, md5_sum
+                )
+                return ArchivedObject(s3_url, key, local.size, verified=True, reused=False)
         else:
             # Multipart: streamed from disk in parts (bounded memory); S3 checks each
             # part's checksum, and the ETag check below covers the whole file.

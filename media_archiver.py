@@ -121,6 +121,7 @@ def archive_rows(
                 g[0]["media_id"],
                 g[0]["md5_sum"],
                 _extension(g[0]),
+                check_existing=False,  # the store knows these bytes have no archive copy yet
             ): g
             for g in to_upload
         }

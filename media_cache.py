@@ -62,12 +62,9 @@ class CachedMedia:
 
 
 def calculate_md5(file_path: Path) -> str:
-    """MD5 of a file, read once in 1 MiB blocks (hashlib releases the GIL: threads scale)."""
-    digest = hashlib.md5()
+    """MD5 of a file, read once into one reused buffer (hashlib releases the GIL: threads scale)."""
     with open(file_path, "rb") as handle:
-        while block := handle.read(HASH_CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "md5").hexdigest()
 
 
 def verify_cached_media(local_path: Path, expected_md5: str) -> bool:

@@ -8,8 +8,10 @@ cache holds its file, or when its archive copy can be restored.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +36,38 @@ class DownloadProgress(Protocol):
     def add_total(self, items: int) -> None: ...
 
     def advance(self, items: int, nbytes: int) -> None: ...
+
+
+class MediaFeed:
+    """Media ids to download, in order, possibly still growing while an import runs."""
+
+    def __init__(self, ids: Iterable[str] = (), closed: bool = False) -> None:
+        self._ids: deque[str] = deque(ids)
+        self._closed = closed
+        self._ready = threading.Condition()
+
+    def extend(self, ids: Iterable[str]) -> None:
+        with self._ready:
+            self._ids.extend(ids)
+            self._ready.notify_all()
+
+    def close(self) -> None:
+        """No more ids will come."""
+        with self._ready:
+            self._closed = True
+            self._ready.notify_all()
+
+    def finished(self) -> bool:
+        with self._ready:
+            return self._closed and not self._ids
+
+    def take(self, count: int, timeout: float) -> list[str] | None:
+        """Up to `count` ids, waiting up to `timeout` for some; None once closed and drained."""
+        with self._ready:
+            self._ready.wait_for(lambda: self._ids or self._closed, timeout)
+            if not self._ids:
+                return None if self._closed else []
+            return [self._ids.popleft() for _ in range(min(count, len(self._ids)))]
 
 
 @dataclass
@@ -165,7 +199,7 @@ def download_pending(
     store: MediaStore,
     settings: Settings,
     *,
-    media_ids: list[str] | None = None,
+    media_ids: list[str] | MediaFeed | None = None,
     retry_failed: bool = False,
     limit: int | None = None,
     workers: int | None = None,
@@ -173,9 +207,11 @@ def download_pending(
     restorer: Restorer | None = None,
     fetcher: Fetcher | None = None,
 ) -> DownloadReport:
-    """Download pending slots (all, or `media_ids`), soonest-expiring first."""
+    """Download pending slots: all (soonest-expiring first), or those of `media_ids`, a list
+    or a MediaFeed that an import is still filling."""
     report = DownloadReport()
-    if media_ids is not None and not media_ids:
+    feed = MediaFeed(media_ids, closed=True) if isinstance(media_ids, list) else media_ids
+    if feed is not None and feed.finished():
         return report
     cache = MediaCache(settings.cache_dir)
     cache.ensure_dirs()
@@ -190,14 +226,29 @@ def download_pending(
         log.info("taking over %d claims of processes that are gone", len(dead))
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="download") as pool:
-            _run(store, pool, downloader, me, dead, media_ids, retry_failed, limit, workers, progress, report)
+            _run(store, pool, downloader, me, dead, feed, retry_failed, limit, workers, progress, report)
     finally:
         if own_fetcher:
             fetcher.close()
     return report
 
 
-def _run(store, pool, downloader, me, dead, media_ids, retry_failed, limit, workers, progress, report):
+def _claim_next(store, me, dead, feed, retry_failed, want, wait_for_feed):
+    """The next rows to fetch; None when there is nothing left to claim at all.
+
+    Without a feed, any claimable row. With one, only the ids it hands out, a window at a
+    time: each claim stays small whatever the import's size, and downloads start while the
+    import is still writing later batches.
+    """
+    if feed is None:
+        return store.claim_downloads(me, want, retry_failed, dead, None) or None
+    window = feed.take(want, FLUSH_SECONDS if wait_for_feed else 0.0)
+    if window is None:
+        return None
+    return store.claim_downloads(me, len(window), retry_failed, dead, window) if window else []
+
+
+def _run(store, pool, downloader, me, dead, feed, retry_failed, limit, workers, progress, report):
     inflight: dict[Future, list[dict]] = {}
     outcomes: list[DownloadOutcome] = []
     attempted: set[str] = set()
@@ -206,10 +257,16 @@ def _run(store, pool, downloader, me, dead, media_ids, retry_failed, limit, work
     last_flush = time.monotonic()
     while True:
         while not exhausted and remaining > 0 and len(inflight) < workers * 2:
-            rows = store.claim_downloads(me, int(min(CLAIM_BATCH, remaining)), retry_failed, dead, media_ids)
+            rows = _claim_next(
+                store, me, dead, feed, retry_failed, int(min(CLAIM_BATCH, remaining)), not inflight
+            )
+            if rows is None:
+                exhausted = True
+                break
             fresh = [r for r in rows if r["media_id"] not in attempted]
             if not fresh:
-                exhausted = True
+                if feed is None:
+                    exhausted = True  # only rows this run already tried are left
                 break
             remaining -= len(fresh)
             attempted.update(r["media_id"] for r in fresh)
@@ -218,7 +275,9 @@ def _run(store, pool, downloader, me, dead, media_ids, retry_failed, limit, work
             for group in _group_by_slot(fresh):
                 inflight[pool.submit(downloader.obtain, group)] = group
         if not inflight:
-            break
+            if exhausted or remaining <= 0:
+                break
+            continue  # the feed is still open: the next take waits for it
         done, _ = wait(inflight, timeout=FLUSH_SECONDS, return_when=FIRST_COMPLETED)
         for future in done:
             group = inflight.pop(future)

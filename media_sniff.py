@@ -235,8 +235,9 @@ def _unchecked_header_size(path: Path) -> tuple[int, int] | None:
     return None
 
 
-def _probe_image(path: Path) -> MediaDimensions:
-    _register_heif()
+def _probe_image(path: Path, kind: MediaKind) -> MediaDimensions:
+    if kind in (HEIC, HEIF, AVIF):  # importing pillow-heif costs ~0.25 s: only when needed
+        _register_heif()
     try:
         # Image.open parses the header only; pixels are decoded by load(), never called here.
         with Image.open(path) as im:
@@ -287,7 +288,7 @@ def probe_dimensions(path: Path, kind: MediaKind) -> MediaDimensions:
     Never raises for a bad or hostile file: unknown values are None.
     """
     if kind.category == IMAGES:
-        return _probe_image(Path(path))
+        return _probe_image(Path(path), kind)
     if kind.category == VIDEOS:
         return _probe_video(Path(path))
     return MediaDimensions()

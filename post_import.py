@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +16,7 @@ from post_media_items import extract_media_items, post_identity
 
 log = logging.getLogger(__name__)
 BATCH_POSTS = 1000
+FIRST_BATCH_POSTS = 100  # small, so downloads can start while later batches are written
 
 
 @dataclass(frozen=True)
@@ -168,12 +169,25 @@ def unique_slots(rows: list[MediaSlotRow]) -> list[MediaSlotRow]:
     return list(best.values())
 
 
-def import_posts(store: MediaStore, posts: list[LoadedPost], report: ImportReport) -> None:
-    """Write posts, one stats row per post per run, and media slots, a batch at a time."""
+def _batches(posts: list[LoadedPost]) -> Iterable[list[LoadedPost]]:
+    yield posts[:FIRST_BATCH_POSTS]
+    for start in range(FIRST_BATCH_POSTS, len(posts), BATCH_POSTS):
+        yield posts[start : start + BATCH_POSTS]
+
+
+def import_posts(
+    store: MediaStore,
+    posts: list[LoadedPost],
+    report: ImportReport,
+    on_media: Callable[[list[str]], None] | None = None,
+) -> None:
+    """Write posts, one stats row per post per run, and media slots, a batch at a time;
+    `on_media` gets each batch's media ids as soon as they are committed."""
     downloads: dict[str, dict] = {}  # post_id -> its stats row; a post seen twice keeps the last
     now = utc_now()
-    for start in range(0, len(posts), BATCH_POSTS):
-        batch = posts[start : start + BATCH_POSTS]
+    for batch in _batches(posts):
+        if not batch:
+            continue
         ids = store.upsert_posts([post_record(p, report.problems) for p in batch])
         slots = []
         for post, (post_id, inserted) in zip(batch, ids, strict=True):
@@ -194,6 +208,8 @@ def import_posts(store: MediaStore, posts: list[LoadedPost], report: ImportRepor
         report.media_total += len(upserted)
         report.media_new += sum(u.inserted for u in upserted)
         report.media_ids.extend(u.media_id for u in upserted)
+        if on_media is not None:
+            on_media([u.media_id for u in upserted])
     rows = list(downloads.values())
     for start in range(0, len(rows), BATCH_POSTS):
         store.insert_data_downloads(rows[start : start + BATCH_POSTS])
@@ -201,11 +217,15 @@ def import_posts(store: MediaStore, posts: list[LoadedPost], report: ImportRepor
 
 
 def import_directory(
-    client: Any, directory: str | Path, script_name: str = "manage_data.py import"
+    client: Any,
+    directory: str | Path,
+    script_name: str = "manage_data.py import",
+    on_media: Callable[[list[str]], None] | None = None,
 ) -> ImportReport:
     """Import every `*.json` in a directory (or one file) as a recorded download run.
 
-    Media slots are stored, not fetched: pass `report.media_ids` to the downloader.
+    Media slots are stored, not fetched: pass `report.media_ids` (or, to overlap the two,
+    a downloader's feed as `on_media`) to the downloader.
     """
     store = as_store(client)
     root = Path(directory)
@@ -215,7 +235,7 @@ def import_directory(
     counts = RunCounts()
     try:
         posts = load_posts(paths, report.problems)
-        import_posts(store, posts, report)
+        import_posts(store, posts, report, on_media)
     except BaseException as exc:
         counts.errors = [f"{exc.__class__.__name__}: {exc}"]
         store.finish_run(report.run_id, counts, "failed")

@@ -250,3 +250,16 @@ def test_archive_configuration_errors_exit_2_with_one_line(s3_env, tmp_path, cha
     result = manage(env, "archive", "--all", cwd=tmp_path)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_archiving_a_small_file_is_one_put_verified_by_its_etag(store, s3_settings, samples_dir, served, s3, bucket):
+    downloaded(store, s3_settings, samples_dir)
+    archive = Archive(s3_settings, retry_wait=0.01)
+    calls: list[str] = []
+    archive._client.meta.events.register("before-call.s3", lambda model, **_: calls.append(model.name))
+    row = next(r for r in store.list_media() if r["media_type"] == "document")
+    report = archive_rows(store, archive, archivable_rows(store, media_id=row["media_id"]))
+    assert report.uploaded == 1 and calls == ["PutObject"]
+    stored = store.get_media(row["media_id"])
+    body = s3.get_object(Bucket=bucket, Key=stored["archive_url"].split("/", 3)[3])["Body"].read()
+    assert hashlib.md5(body).hexdigest() == row["md5_sum"]
