@@ -8,15 +8,18 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import date
+from typing import TYPE_CHECKING
 
 from config import Settings, load_settings
-from media_backfill import backfill_media
 from media_cache import MediaCache
-from media_downloader import DownloadReport, download_pending, requeue_for_download
 from media_eviction import EvictionReport, evict_lru
 from media_log import configure_logging
-from media_store import AI_STATUSES, DOWNLOAD_STATUSES, MediaStore, open_store
+from media_store import AI_STATUSES, DOWNLOAD_STATUSES, MediaStore, open_store, requeue_for_download
 from media_verification import adopt_misplaced, mark_for_refetch, verify_cache
+
+if TYPE_CHECKING:  # the downloader (requests) loads only for commands that download
+    from media_downloader import DownloadReport, MediaFeed
+
 from terminal import (
     EXIT_ITEMS_FAILED,
     EXIT_OK,
@@ -65,11 +68,13 @@ def restorer_for(settings: Settings):
 def download_with_progress(
     store: MediaStore,
     settings: Settings,
-    media_ids: list[str] | None = None,
+    media_ids: list[str] | MediaFeed | None = None,
     retry_failed: bool = False,
     limit: int | None = None,
     workers: int | None = None,
 ) -> DownloadReport:
+    from media_downloader import download_pending
+
     with progress_bar("downloading media") as bar:
         report = download_pending(
             store,
@@ -200,6 +205,8 @@ def cmd_verify_cache(args, settings: Settings, store: MediaStore) -> int:
 
 
 def cmd_backfill(args, settings: Settings, store: MediaStore) -> int:
+    from media_backfill import backfill_media
+
     report = backfill_media(store, start_date=args.start_date, limit=args.limit, dry_run=args.dry_run)
     for problem in report.problems:
         warn(problem)

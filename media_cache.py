@@ -15,11 +15,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from config import load_settings
-from media_fetch import Fetcher, FetchPolicy
-from media_sniff import MediaKind, probe_dimensions, sniff_media_kind
+from media_sniff import probe_dimensions, sniff_media_kind
+
+if TYPE_CHECKING:  # requests and the fetcher load only for commands that download
+    from media_fetch import Fetcher
 
 log = logging.getLogger(__name__)
 
@@ -222,11 +224,6 @@ class MediaCache:
         Path(path).unlink(missing_ok=True)
 
 
-def kind_of(path: Path) -> MediaKind | None:
-    with open(path, "rb") as handle:
-        return sniff_media_kind(handle.read(HEAD_BYTES))
-
-
 # The spec's module-level functions, on the configured cache ---------------------------------
 
 _default_fetcher: Fetcher | None = None
@@ -248,6 +245,8 @@ def download_and_cache_media(media_url: str, media_type: str) -> dict:
     `media_type` is the caller's expectation only: the stored type comes from the bytes.
     """
     global _default_fetcher
+    from media_fetch import Fetcher, FetchPolicy
+
     settings = load_settings()
     if _default_fetcher is None:
         _default_fetcher = Fetcher(FetchPolicy.from_settings(settings), settings.max_concurrent)

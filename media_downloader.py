@@ -144,15 +144,6 @@ class Downloader:
         )
 
 
-def requeue_for_download(store: MediaStore, media_ids: list[str], forget_path: bool = False) -> None:
-    """Put rows back in the download queue (missing, corrupt or evicted files)."""
-    fields: dict = {"download_status": "pending", "download_permanent": False}
-    if forget_path:
-        fields["local_file_path"] = None
-    for media_id in media_ids:
-        store.update_media(media_id, fields)
-
-
 def success_outcome(row: dict, obtained: Obtained) -> DownloadOutcome:
     c = obtained.cached
     details = {

@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from media_cache import MediaCache, MediaRejected, calculate_md5
-from media_downloader import requeue_for_download
-from media_store import MediaStore
+from media_store import MediaStore, requeue_for_download
 
 log = logging.getLogger(__name__)
 

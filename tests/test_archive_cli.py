@@ -213,7 +213,7 @@ def test_evicted_file_is_restored_from_the_archive_when_needed(
     report = download_pending(store, s3_settings, media_ids=[evicted["media_id"]])
     assert report.attempted == 0  # eviction is not undone by download-all
     from media_archiver import archive_restorer
-    from media_downloader import requeue_for_download
+    from media_store import requeue_for_download
 
     requeue_for_download(store, [evicted["media_id"]])
     report = download_pending(
@@ -252,7 +252,9 @@ def test_archive_configuration_errors_exit_2_with_one_line(s3_env, tmp_path, cha
     assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
 
 
-def test_archiving_a_small_file_is_one_put_verified_by_its_etag(store, s3_settings, samples_dir, served, s3, bucket):
+def test_archiving_a_small_file_is_one_put_verified_by_its_etag(
+    store, s3_settings, samples_dir, served, s3, bucket
+):
     downloaded(store, s3_settings, samples_dir)
     archive = Archive(s3_settings, retry_wait=0.01)
     calls: list[str] = []

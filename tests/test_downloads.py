@@ -396,13 +396,19 @@ def test_backfill_media_script_is_the_same_command(store, settings, cli_env, ser
     assert bad.returncode == 2 and "not a date" in bad.stderr
 
 
-def test_cli_import_downloads_while_importing_and_reimport_makes_no_request(store, cli_env, samples_dir, served, tmp_path):
-    first = run_cli(cli_env, str(ROOT / "manage_data.py"), "import", str(scrape(samples_dir, 1)), cwd=tmp_path)
+def test_cli_import_downloads_while_importing_and_reimport_makes_no_request(
+    store, cli_env, samples_dir, served, tmp_path
+):
+    first = run_cli(
+        cli_env, str(ROOT / "manage_data.py"), "import", str(scrape(samples_dir, 1)), cwd=tmp_path
+    )
     assert first.returncode == 0, first.stderr
     assert store.media_counts()["by_download_status"] == {"downloaded": 13}
     assert len(served.requests) == 13
     served.clear()
-    second = run_cli(cli_env, str(ROOT / "manage_data.py"), "import", str(scrape(samples_dir, 2)), cwd=tmp_path)
+    second = run_cli(
+        cli_env, str(ROOT / "manage_data.py"), "import", str(scrape(samples_dir, 2)), cwd=tmp_path
+    )
     assert second.returncode == 0, second.stderr
     assert served.requests == [] and len(store.list_media()) == 13
     assert "media reused (no request) │ 13" in second.stderr
@@ -417,7 +423,9 @@ def test_feed_downloads_ids_added_while_the_run_is_going(store, settings, served
     report = import_directory(store, directory)
     feed = MediaFeed(report.media_ids[:10])
     result = {}
-    runner = threading.Thread(target=lambda: result.update(r=download_pending(store, settings, media_ids=feed)))
+    runner = threading.Thread(
+        target=lambda: result.update(r=download_pending(store, settings, media_ids=feed))
+    )
     runner.start()
     time.sleep(0.5)
     feed.extend(report.media_ids[10:])
