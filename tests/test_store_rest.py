@@ -96,7 +96,8 @@ def test_cli_import_of_2500_posts_takes_few_requests(postgrest_server, pg_clean_
     made = postgrest_server.requests[len(before) :]
     assert len(made) < 30, made
     rpcs = [p.rsplit("/", 1)[1] for m, p in made if "/rpc/" in p]
-    assert rpcs.count("social_tui_upsert_posts") == 3 and rpcs.count("media_upsert_slots") == 5
+    # batches of 100, 1000, 1000 and 400 posts; two slots a post, 1,000 rows per request
+    assert rpcs.count("social_tui_upsert_posts") == 4 and rpcs.count("media_upsert_slots") == 6
 
 
 def test_extract_and_store_media_accepts_a_supabase_client(postgrest_server, pg_clean_url):
