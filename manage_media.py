@@ -34,6 +34,10 @@ from terminal import (
     warn,
 )
 
+# Parallel uploads to S3, like the aws CLI's default: the per-host cap MEDIA_MAX_CONCURRENT
+# protects the media CDN, not the archive, which is built for many concurrent requests.
+ARCHIVE_WORKERS = 10
+
 LIST_COLUMNS = [
     "media_id",
     "post_id",
@@ -296,7 +300,7 @@ def cmd_archive(args, settings: Settings, store: MediaStore) -> int:
         )
         return EXIT_OK
     with progress_bar(f"archiving to s3://{archive.bucket}") as bar:
-        report = archive_rows(store, archive, rows, workers=settings.max_concurrent, progress=bar)
+        report = archive_rows(store, archive, rows, workers=ARCHIVE_WORKERS, progress=bar)
     for failure in report.failures[:20]:
         warn(failure)
     show(
