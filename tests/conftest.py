@@ -191,3 +191,29 @@ def cli_env(settings, tmp_path) -> dict[str, str]:
 
 def with_settings(settings: Settings, **changes) -> Settings:
     return replace(settings, **changes)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """moto's S3 server over real HTTP on 127.0.0.1, one for the session."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws_test_env(monkeypatch, tmp_path):
+    """Fake credentials only; no profile files, no instance metadata: nothing leaves loopback."""
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    empty = tmp_path / "empty-aws-config"
+    empty.write_text("")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

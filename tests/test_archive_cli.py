@@ -14,7 +14,6 @@ from pathlib import Path
 import boto3
 import pytest
 import requests
-from moto.server import ThreadedMotoServer
 
 from media_archive import Archive
 from media_archiver import archivable_rows, archive_rows
@@ -27,27 +26,9 @@ from tests.conftest import ROOT, scrape
 REGION = "us-east-1"
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture(autouse=True)
-def aws_env(monkeypatch, tmp_path):
-    """Fake credentials only; no profile files, no instance metadata: nothing leaves loopback."""
-    for name in [n for n in os.environ if n.startswith("AWS_")]:
-        monkeypatch.delenv(name)
-    empty = tmp_path / "empty-aws-config"
-    empty.write_text("")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+def aws_env(aws_test_env):
+    return aws_test_env
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ import boto3
 import pytest
 import requests
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 
 import media_archive
 from config import Settings
@@ -59,14 +58,8 @@ _AWS_VARS = (
 
 
 @pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+def endpoint(s3_endpoint: str) -> str:
+    return s3_endpoint
 
 
 @pytest.fixture(autouse=True)
