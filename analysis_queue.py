@@ -8,19 +8,14 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from config import Settings
 from media_analysis import AnalysisError, RetryPolicy, analyze_media, make_client
 from media_store import ANALYSIS_LEASE_SECONDS, AnalysisOutcome, MediaStore, make_event, worker_id
+from progress import Progress
 
 log = logging.getLogger(__name__)
-
-
-class AnalysisProgress(Protocol):
-    def add_total(self, items: int) -> None: ...
-
-    def advance(self, items: int, nbytes: int) -> None: ...
 
 
 @dataclass
@@ -137,7 +132,7 @@ def analyze_pending(
     media_ids: list[str] | None = None,
     limit: int | None = None,
     workers: int = 1,
-    progress: AnalysisProgress | None = None,
+    progress: Progress | None = None,
     client: Any = None,
     retry_policy: RetryPolicy | None = None,
     lease_seconds: int = ANALYSIS_LEASE_SECONDS,

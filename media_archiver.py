@@ -10,20 +10,14 @@ import logging
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from config import Settings
 from media_archive import Archive, ArchivedObject, ArchiveError, parse_s3_url
 from media_cache import CATEGORIES, CATEGORY_BY_MEDIA_TYPE, CachedMedia, MediaCache
 from media_store import MediaStore, make_event, utc_now
+from progress import Progress
 
 log = logging.getLogger(__name__)
-
-
-class ArchiveProgress(Protocol):
-    def add_total(self, items: int) -> None: ...
-
-    def advance(self, items: int, nbytes: int) -> None: ...
 
 
 @dataclass
@@ -78,7 +72,7 @@ def archive_rows(
     *,
     workers: int = 5,
     dry_run: bool = False,
-    progress: ArchiveProgress | None = None,
+    progress: Progress | None = None,
 ) -> ArchiveReport:
     """Upload each distinct file once, verified; rows whose bytes are archived already reuse it."""
     report = ArchiveReport()

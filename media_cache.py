@@ -212,7 +212,7 @@ class MediaCache:
                 return candidate
         return None
 
-    def find(self, md5_sum: str, mime_type: str | None = None) -> Path | None:
+    def find(self, md5_sum: str) -> Path | None:
         """A cached file with these bytes' hash, whatever its extension."""
         for category in CATEGORIES:
             for candidate in (self.root / category).glob(f"{md5_sum}.*"):

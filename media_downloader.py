@@ -15,12 +15,12 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from config import Settings
 from media_cache import CachedMedia, MediaCache, MediaRejected
 from media_fetch import Fetcher, FetchError, FetchPolicy, redact_url
 from media_store import DownloadOutcome, MediaStore, is_dead_local_worker, make_event, worker_id
+from progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +30,6 @@ FLUSH_SECONDS = 1.0
 
 # Restores a row's file from its archive copy into the cache; None when there is none.
 Restorer = Callable[[dict, MediaCache], "CachedMedia | None"]
-
-
-class DownloadProgress(Protocol):
-    def add_total(self, items: int) -> None: ...
-
-    def advance(self, items: int, nbytes: int) -> None: ...
 
 
 class MediaFeed:
@@ -194,7 +188,7 @@ def download_pending(
     retry_failed: bool = False,
     limit: int | None = None,
     workers: int | None = None,
-    progress: DownloadProgress | None = None,
+    progress: Progress | None = None,
     restorer: Restorer | None = None,
     fetcher: Fetcher | None = None,
 ) -> DownloadReport:

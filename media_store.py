@@ -185,6 +185,19 @@ def requeue_for_download(store: MediaStore, media_ids: list[str], forget_path: b
         store.update_media(media_id, fields)
 
 
+def media_filters(
+    post_id: str | None, download_status: str | None, ai_status: str | None
+) -> list[tuple[str, str]]:
+    """The `column = value` conditions of a `list_media` call, for every back end."""
+    pairs = (("post_id", post_id), ("download_status", download_status), ("ai_analysis_status", ai_status))
+    return [(column, value) for column, value in pairs if value is not None]
+
+
+def media_order(row: dict) -> tuple:
+    """The order `list_media` returns rows in: by post, then the post's own order."""
+    return (row["post_id"], row["position"], row["media_id"])
+
+
 def utc_now() -> str:
     """Now, as the ISO-8601 UTC text every back end stores and compares."""
     return to_iso(datetime.now(UTC))

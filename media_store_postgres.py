@@ -12,6 +12,8 @@ from psycopg.types.json import Jsonb
 
 from db_utils import PREFIX_POST, PREFIX_RUN, generate_aws_id
 from media_store import (
+    ANALYSIS_LEASE_SECONDS,
+    DOWNLOAD_LEASE_SECONDS,
     AnalysisOutcome,
     DownloadOutcome,
     MediaSlotRow,
@@ -20,6 +22,7 @@ from media_store import (
     SchemaMissing,
     StoreError,
     UpsertedMedia,
+    media_filters,
     normalize_row,
     to_iso,
 )
@@ -148,15 +151,9 @@ class PostgresStore:
         ai_status: str | None = None,
         media_ids: list[str] | None = None,
     ) -> list[dict]:
-        where, params = [], []
-        for column, value in (
-            ("post_id", post_id),
-            ("download_status", download_status),
-            ("ai_analysis_status", ai_status),
-        ):
-            if value is not None:
-                where.append(f"{column} = %s")
-                params.append(value)
+        conditions = media_filters(post_id, download_status, ai_status)
+        where = [f"{column} = %s" for column, _ in conditions]
+        params: list = [value for _, value in conditions]
         if media_ids is not None:
             where.append("media_id = ANY(%s)")
             params.append(list(media_ids))
@@ -183,7 +180,7 @@ class PostgresStore:
         retry_failed: bool = False,
         dead_workers: list[str] | None = None,
         media_ids: list[str] | None = None,
-        lease_seconds: int = 15 * 60,
+        lease_seconds: int = DOWNLOAD_LEASE_SECONDS,
     ) -> list[dict]:
         rows = self._call(
             "SELECT * FROM media_claim_downloads(%s, %s::int, %s::int, %s, %s::text[], %s::text[])",
@@ -215,7 +212,7 @@ class PostgresStore:
         statuses: list[str],
         event: dict,
         media_ids: list[str] | None = None,
-        lease_seconds: int = 10 * 60,
+        lease_seconds: int = ANALYSIS_LEASE_SECONDS,
     ) -> list[dict]:
         rows = self._call(
             "SELECT * FROM media_claim_analysis(%s, %s::int, %s::int, %s::text[], %s::jsonb, %s::text[])",

@@ -32,6 +32,8 @@ from media_store import (
     SchemaMissing,
     StoreError,
     UpsertedMedia,
+    media_filters,
+    media_order,
     normalize_row,
     to_iso,
     utc_now,
@@ -263,15 +265,7 @@ class RestStore:
         ai_status: str | None = None,
         media_ids: list[str] | None = None,
     ) -> list[dict]:
-        filters = [
-            _eq(column, value)
-            for column, value in (
-                ("post_id", post_id),
-                ("download_status", download_status),
-                ("ai_analysis_status", ai_status),
-            )
-            if value is not None
-        ]
+        filters = [_eq(column, value) for column, value in media_filters(post_id, download_status, ai_status)]
         if media_ids is None:
             rows = self._select_all("post_media", "*", *filters)
         else:
@@ -280,7 +274,7 @@ class RestStore:
                 for chunk in _in_chunks(media_ids)
                 for row in self._select_all("post_media", "*", *filters, _in("media_id", chunk))
             ]
-        return sorted((_row(r) for r in rows), key=lambda r: (r["post_id"], r["position"], r["media_id"]))
+        return sorted((_row(r) for r in rows), key=media_order)
 
     def get_media(self, media_id: str) -> dict | None:
         rows = self._run(self._client.table("post_media").select("*").eq("media_id", media_id).limit(1))

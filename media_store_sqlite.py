@@ -13,6 +13,8 @@ from pathlib import Path
 
 from db_utils import PREFIX_POST, PREFIX_RUN, generate_aws_id
 from media_store import (
+    ANALYSIS_LEASE_SECONDS,
+    DOWNLOAD_LEASE_SECONDS,
     AnalysisOutcome,
     DownloadOutcome,
     MediaSlotRow,
@@ -20,6 +22,8 @@ from media_store import (
     RunCounts,
     StoreError,
     UpsertedMedia,
+    media_filters,
+    media_order,
     normalize_row,
     parse_log,
     to_iso,
@@ -214,15 +218,9 @@ class SQLiteStore:
         ai_status: str | None = None,
         media_ids: list[str] | None = None,
     ) -> list[dict]:
-        where, params = [], []
-        for column, value in (
-            ("post_id", post_id),
-            ("download_status", download_status),
-            ("ai_analysis_status", ai_status),
-        ):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
+        conditions = media_filters(post_id, download_status, ai_status)
+        where = [f"{column} = ?" for column, _ in conditions]
+        params: list = [value for _, value in conditions]
         if media_ids is not None:
             if not media_ids:
                 return []
@@ -230,7 +228,7 @@ class SQLiteStore:
             for chunk in _chunks(media_ids):
                 clause = " AND ".join(where + [f"media_id IN ({','.join('?' * len(chunk))})"])
                 rows += self._rows(f"SELECT * FROM post_media WHERE {clause}", params + chunk)
-            return sorted(rows, key=lambda r: (r["post_id"], r["position"], r["media_id"]))
+            return sorted(rows, key=media_order)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         return self._rows(f"SELECT * FROM post_media {clause} ORDER BY post_id, position, media_id", params)
 
@@ -254,7 +252,7 @@ class SQLiteStore:
         retry_failed: bool = False,
         dead_workers: list[str] | None = None,
         media_ids: list[str] | None = None,
-        lease_seconds: int = 15 * 60,
+        lease_seconds: int = DOWNLOAD_LEASE_SECONDS,
     ) -> list[dict]:
         dead = list(dead_workers or [])
         params: list = [int(retry_failed), _cutoff(lease_seconds), *dead]
@@ -332,7 +330,7 @@ class SQLiteStore:
         statuses: list[str],
         event: dict,
         media_ids: list[str] | None = None,
-        lease_seconds: int = 10 * 60,
+        lease_seconds: int = ANALYSIS_LEASE_SECONDS,
     ) -> list[dict]:
         if not statuses:
             return []
