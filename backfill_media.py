@@ -1,20 +1,9 @@
-"""Create media rows for stored posts that have none: the same as `manage_media.py backfill`."""
+"""`python backfill_media.py [--start-date D] [--dry-run] [--limit N]`: the same as
+`python manage_media.py backfill`, under the name the older scripts used."""
 
-from __future__ import annotations
-
-import argparse
 import sys
 
-import manage_media
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="backfill_media.py", description=__doc__)
-    manage_media.add_backfill_arguments(parser)
-    args = parser.parse_args(argv)
-    args.command = "backfill"
-    return manage_media.run_command(lambda: manage_media.dispatch(args))
-
+from social_tui_media.cli.manage_media import backfill_main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(backfill_main())

@@ -1,27 +1,4 @@
-"""Identifiers shared by every social-tui table: `{prefix}-{random}` ids in the AWS style."""
+"""Ids for every social-tui table, under the module name the installation's scripts import."""
 
-from __future__ import annotations
-
-import secrets
-
-PREFIX_POST = "p"
-PREFIX_MEDIA = "med"
-PREFIX_RUN = "run"
-PREFIX_DOWNLOAD = "dl"
-PREFIX_PROFILE = "prf"
-PREFIX_TAG = "tag"
-PREFIX_ACTION = "act"
-
-_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
-
-
-def generate_aws_id(prefix: str, length: int = 17) -> str:
-    """Return a new random id such as `med-0f3k9x...`: unguessable, URL-safe, lower case."""
-    if not prefix or not prefix.isalnum():
-        raise ValueError(f"id prefix must be letters or digits, got {prefix!r}")
-    number = int.from_bytes(secrets.token_bytes(length), "big")  # 8 random bits per character drawn
-    digits = []
-    for _ in range(length):
-        number, digit = divmod(number, 36)
-        digits.append(_ALPHABET[digit])
-    return f"{prefix}-{''.join(digits)}"
+from social_tui_media.ids import *  # noqa: F403
+from social_tui_media.ids import __all__  # noqa: F401

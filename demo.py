@@ -29,8 +29,8 @@ def start_media_server(server_class):
 
 
 def main() -> int:
-    from media_test_server import MediaTestServer, rewrite_hosts, serve_samples
-    from openai_test_server import OpenAITestServer
+    from devtools.media_server import MediaTestServer, rewrite_hosts, serve_samples
+    from devtools.openai_server import OpenAITestServer
 
     os.chdir(ROOT)
     sample_files = sorted(SAMPLES.glob("posts_*.json"))
@@ -45,17 +45,16 @@ def main() -> int:
             OPENAI_BASE_URL=vision.base_url,
             OPENAI_API_KEY="demo-key-for-the-loopback-server",
         )
-        import manage_data
-        import manage_media
+        from social_tui_media.cli import manage_data, manage_media
 
         steps = [
-            (manage_data.main, ["import", str(DEMO_POSTS)]),
-            (manage_media.main, ["analyze", "--status", "not_started", "--workers", "2"]),
-            (manage_media.main, ["verify-cache"]),
-            (manage_media.main, ["stats"]),
+            ("manage_data.py", manage_data.main, ["import", str(DEMO_POSTS)]),
+            ("manage_media.py", manage_media.main, ["analyze", "--status", "not_started", "--workers", "2"]),
+            ("manage_media.py", manage_media.main, ["verify-cache"]),
+            ("manage_media.py", manage_media.main, ["stats"]),
         ]
-        for run, argv in steps:
-            print(f"\n$ python {run.__module__}.py {' '.join(argv)}", file=sys.stderr)
+        for script, run, argv in steps:
+            print(f"\n$ python {script} {' '.join(argv)}", file=sys.stderr)
             code = run(argv)
             if code != 0:
                 print(f"demo step failed with exit code {code}", file=sys.stderr)

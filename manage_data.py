@@ -1,100 +1,15 @@
-"""Import scraped LinkedIn post files: `python manage_data.py import DIR [--no-media] [--workers N]`."""
+"""`python manage_data.py import DIR`: import scraped post files, then download their media.
 
-from __future__ import annotations
+Also the module the installation's other scripts import from (`extract_and_store_media`,
+`import_directory`), backed by the media pipeline.
+"""
 
-import argparse
 import sys
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-from config import load_settings
-from media_downloader import MediaFeed
-from media_log import configure_logging
-from media_store import open_store
-from post_import import extract_and_store_media, import_directory  # noqa: F401  (the seed's API)
-from terminal import (
-    EXIT_ITEMS_FAILED,
-    EXIT_OK,
-    UsageError,
-    positive_int,
-    run_command,
-    show,
-    table,
-    warn,
-)
+from social_tui_media.cli.manage_data import main
+from social_tui_media.jobs.import_posts import extract_and_store_media, import_directory
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="manage_data.py", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    imp = sub.add_parser("import", help="import every *.json in DIR, then download its media")
-    imp.add_argument("directory", metavar="DIR", help="directory of scraped post JSON files (or one file)")
-    imp.add_argument("--no-media", action="store_true", help="store media rows but download nothing")
-    imp.add_argument("--workers", type=positive_int, help="parallel downloads (default MEDIA_MAX_CONCURRENT)")
-    return parser
-
-
-def import_with_downloads(store, settings, directory: Path, workers: int | None):
-    """Import while downloading: each committed batch's media are fetched at once."""
-    from manage_media import download_with_progress
-
-    feed = MediaFeed()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-downloads") as background:
-        downloading = background.submit(
-            download_with_progress, store, settings, media_ids=feed, workers=workers
-        )
-        try:
-            report = import_directory(store, directory, on_media=feed.extend)
-        finally:
-            feed.close()
-        return report, downloading.result()
-
-
-def cmd_import(args: argparse.Namespace) -> int:
-    from manage_media import evict_if_needed
-
-    directory = Path(args.directory)
-    if not directory.exists():
-        raise UsageError(f"{directory} does not exist: pass a directory of scraped post JSON files")
-    settings = load_settings()
-    configure_logging(settings.log_file, sentry_dsn=settings.sentry_dsn)
-    store = open_store(settings)
-    try:
-        if args.no_media:
-            report, downloads = import_directory(store, directory), None
-        else:
-            report, downloads = import_with_downloads(store, settings, directory, args.workers)
-        for problem in report.problems:
-            warn(problem)
-        rows = [
-            ["files", report.files],
-            ["posts imported", report.posts_processed],
-            ["new posts", report.posts_new],
-            ["updated posts", report.posts_updated],
-            ["media slots", report.media_total],
-            ["new media slots", report.media_new],
-            ["skipped items", report.skipped],
-        ]
-        failed = 0
-        if downloads is not None:
-            rows += [
-                ["media downloaded", downloads.fetched],
-                ["media reused (no request)", downloads.reused + len(report.media_ids) - downloads.attempted],
-                ["media failed", downloads.failed],
-                ["bytes fetched", f"{downloads.bytes:,}"],
-            ]
-            failed = downloads.failed
-            evict_if_needed(store, settings)
-        show(table(f"import {directory} (run {report.run_id})", ["", "count"], rows))
-        return EXIT_ITEMS_FAILED if report.skipped or failed else EXIT_OK
-    finally:
-        store.close()
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_command(lambda: cmd_import(args))
-
+__all__ = ["extract_and_store_media", "import_directory", "main"]
 
 if __name__ == "__main__":
     sys.exit(main())

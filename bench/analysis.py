@@ -25,8 +25,8 @@ from bench.common import (
     sqlite_url,
 )
 from bench.content import Signer, make_image, posts_for, register, write_posts
-from media_test_server import MediaTestServer
-from openai_test_server import OpenAITestServer
+from devtools.media_server import MediaTestServer
+from devtools.openai_server import OpenAITestServer
 
 LATENCY = 0.3
 WORKERS = (1, 2, 4, 8)

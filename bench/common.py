@@ -356,7 +356,7 @@ def throwaway_postgres(migrate: bool = True) -> Iterator[str]:
     url = _database_url(PG_ADMIN_URL, name)
     try:
         if migrate:
-            from schema_migrations import apply_pending
+            from social_tui_media.store.migrations import apply_pending
 
             apply_pending(url)
         yield url
@@ -366,8 +366,9 @@ def throwaway_postgres(migrate: bool = True) -> Iterator[str]:
 
 
 WARM_UP_IMPORTS = (
-    "manage_data, manage_media, media_archive, media_archiver, media_analysis, analysis_queue, "
-    "media_store_sqlite, media_store_postgres, schema_migrations, boto3, botocore.session, "
+    "social_tui_media.cli.manage_data, social_tui_media.cli.manage_media, social_tui_media.jobs.archive, "
+    "social_tui_media.jobs.analyze, social_tui_media.jobs.download, social_tui_media.store.sqlite, "
+    "social_tui_media.store.postgres, social_tui_media.store.migrations, boto3, botocore.session, "
     "s3transfer.manager, openai, av, pypdfium2, requests, awscli.clidriver"
 )
 

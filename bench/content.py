@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from media_test_server import MediaTestServer, sample_media
+from devtools.media_server import MediaTestServer, sample_media
 
 IMAGE_PATH = "/dms/image/v2/{id}/feedshare-shrink_2048_1536/{id}/0/{ms}"
 VIDEO_PATH = "/playlist/vid/v2/{id}/mp4-720p-30fp-crf28/{id}/0/{ms}"

@@ -42,7 +42,7 @@ from bench.content import (
     write_posts,
     write_url_list,
 )
-from media_test_server import MediaTestServer
+from devtools.media_server import MediaTestServer
 
 LATENCY = 0.05
 CONCURRENCY = 5  # MEDIA_MAX_CONCURRENT's default, and aria2c -j 5

@@ -3,7 +3,7 @@
 Posts per second, end to end (start-up included). The comparison is the floor for the same
 database: `bench/raw_insert.py` storing just each post's URN and JSON in one table, in one
 transaction. The Supabase REST back end is measured when its module and loopback server
-exist (`media_store_rest.py`, `postgrest_test_server.py`) and work; otherwise its row says so.
+work; otherwise its row says so.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import random
 import sqlite3
 
 from bench.common import (
-    ROOT,
     BenchError,
     Context,
     Row,
@@ -127,9 +126,6 @@ def run(ctx: Context) -> list[Row]:
 def _rest(ctx: Context, count: int, media: int, directory) -> Row:
     """The Supabase REST back end, if it exists yet and works."""
     name = f"6c. import {count:,} posts `--no-media` through Supabase REST (reference)"
-    missing = [f for f in ("media_store_rest.py", "postgrest_test_server.py") if not (ROOT / f).is_file()]
-    if missing:
-        return not_measured(name, f"not measured: {', '.join(missing)} not in the repository when this ran")
     try:
         from bench import rest_backend
     except ImportError as exc:

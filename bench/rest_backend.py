@@ -1,5 +1,5 @@
 """Scenario 6c: the Supabase REST back end, through the loopback PostgREST stand-in
-(`postgrest_test_server.PostgrestTestServer`) on a throwaway PostgreSQL database.
+(`devtools.postgrest_server.PostgrestTestServer`) on a throwaway PostgreSQL database.
 
 The stand-in is a small Python server, not PostgREST itself: its row is a reference for the
 shape of the back end's traffic (how many requests an import makes), not Supabase's speed.
@@ -21,7 +21,7 @@ from bench.common import (
 
 
 def measure(ctx: Context, name: str, count: int, media: int, directory, make_row):
-    from postgrest_test_server import PostgrestTestServer
+    from devtools.postgrest_server import PostgrestTestServer
 
     ws = ctx.ws.dir("posts", "rest")
     log(f"posts: import --no-media of {count:,} posts through Supabase REST (loopback PostgREST stand-in)")

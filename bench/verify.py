@@ -27,7 +27,7 @@ from bench.common import (
 )
 from bench.content import Signer, make_image, make_video, posts_for, register, sizes_for_total, write_posts
 from bench.download import directory_bytes
-from media_test_server import MediaTestServer
+from devtools.media_server import MediaTestServer
 
 TARGET = 1.5
 

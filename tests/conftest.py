@@ -15,13 +15,13 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from config import Settings
-from media_store_postgres import PostgresStore
-from media_store_rest import RestStore
-from media_store_sqlite import SQLiteStore
-from media_test_server import MediaTestServer, rewrite_hosts, serve_samples
-from postgrest_test_server import PostgrestTestServer
-from schema_migrations import apply_pending
+from devtools.media_server import MediaTestServer, rewrite_hosts, serve_samples
+from devtools.postgrest_server import PostgrestTestServer
+from social_tui_media.settings import Settings
+from social_tui_media.store.migrations import apply_pending
+from social_tui_media.store.postgres import PostgresStore
+from social_tui_media.store.rest import RestStore
+from social_tui_media.store.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"

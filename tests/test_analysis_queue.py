@@ -13,12 +13,12 @@ from dataclasses import replace
 
 import pytest
 
-from analysis_queue import analyze_pending, claim_statuses
-from media_analysis import RetryPolicy
-from media_downloader import download_pending
-from media_test_server import sample_media
-from openai_test_server import OpenAITestServer
-from post_import import import_directory
+from devtools.media_server import sample_media
+from devtools.openai_server import OpenAITestServer
+from social_tui_media.jobs.analyze import analyze_pending, claim_statuses
+from social_tui_media.jobs.download import download_pending
+from social_tui_media.jobs.import_posts import import_directory
+from social_tui_media.media.vision import RetryPolicy
 from tests.conftest import ROOT, scrape
 
 FAST = RetryPolicy(attempts=6, base_delay=0.01, max_delay=0.05)

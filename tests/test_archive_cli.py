@@ -15,12 +15,12 @@ import boto3
 import pytest
 import requests
 
-from media_archive import Archive
-from media_archiver import archivable_rows, archive_rows
-from media_cache import MediaCache, calculate_md5
-from media_downloader import download_pending
-from media_eviction import evict_lru
-from post_import import import_directory
+from social_tui_media.jobs.archive import archivable_rows, archive_rows
+from social_tui_media.jobs.download import download_pending
+from social_tui_media.jobs.evict import evict_lru
+from social_tui_media.jobs.import_posts import import_directory
+from social_tui_media.media.cache import MediaCache, calculate_md5
+from social_tui_media.media.s3_archive import Archive
 from tests.conftest import ROOT, scrape
 
 REGION = "us-east-1"
@@ -193,8 +193,8 @@ def test_evicted_file_is_restored_from_the_archive_when_needed(
     served.clear()
     report = download_pending(store, s3_settings, media_ids=[evicted["media_id"]])
     assert report.attempted == 0  # eviction is not undone by download-all
-    from media_archiver import archive_restorer
-    from media_store import requeue_for_download
+    from social_tui_media.jobs.archive import archive_restorer
+    from social_tui_media.store.interface import requeue_for_download
 
     requeue_for_download(store, [evicted["media_id"]])
     report = download_pending(

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from media_cache import MediaCache, calculate_md5
-from media_downloader import download_pending
-from media_eviction import evict_lru
-from media_store import make_event, open_store
-from media_test_server import sample_media
-from post_import import import_directory
+from devtools.media_server import sample_media
+from social_tui_media.jobs.download import download_pending
+from social_tui_media.jobs.evict import evict_lru
+from social_tui_media.jobs.import_posts import import_directory
+from social_tui_media.media.cache import MediaCache, calculate_md5
+from social_tui_media.store import open_store
+from social_tui_media.store.interface import make_event
 from tests.conftest import ROOT, scrape
 
 DEDUP_A, DEDUP_B = "DECA26941BC5187", "DBC469CC94C4B47"
@@ -178,7 +179,7 @@ def test_legacy_cache_file_is_adopted_without_a_request(store, settings, served,
 
 
 def test_log_is_json_lines_without_signed_queries(store, settings, served, tmp_path):
-    from media_log import configure_logging
+    from social_tui_media.logs import configure_logging
 
     url = served.add("/log/403", b"x", "text/plain", status=403) + "?e=1&t=SECRET_SIGNATURE"
     run_id = configure_logging(settings.log_file)
@@ -307,7 +308,7 @@ def test_eviction_never_deletes_the_only_copy(store, settings, samples_dir, serv
 
 
 def test_backfill_creates_missing_media_rows_across_pages(store, settings, served, tmp_path):
-    from media_backfill import backfill_media
+    from social_tui_media.jobs.backfill import backfill_media
 
     posts = [_post_with_image(f"urn:li:activity:{i}", f"{served.base_url}/bf/{i}?e=1") for i in range(1203)]
     import_directory(store, _write_posts(tmp_path / "p", posts))
@@ -417,7 +418,7 @@ def test_cli_import_downloads_while_importing_and_reimport_makes_no_request(
 def test_feed_downloads_ids_added_while_the_run_is_going(store, settings, served, tmp_path):
     import threading
 
-    from media_downloader import MediaFeed
+    from social_tui_media.jobs.download import MediaFeed
 
     directory = many_posts(served, tmp_path / "posts", 30, "FEED")
     report = import_directory(store, directory)

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from post_import import extract_and_store_media, import_directory
+from social_tui_media.jobs.import_posts import extract_and_store_media, import_directory
 from tests.conftest import ROOT, SAMPLES, SCRAPE1, SCRAPE2
 
 SHAPE_COLUMNS = (
@@ -94,8 +94,8 @@ def test_each_run_records_one_stats_row_per_post(store, tmp_path):
 
 
 def test_sqlite_and_postgres_give_identical_rows(tmp_path, pg_clean_url):
-    from media_store_postgres import PostgresStore
-    from media_store_sqlite import SQLiteStore
+    from social_tui_media.store.postgres import PostgresStore
+    from social_tui_media.store.sqlite import SQLiteStore
 
     results = []
     for index, opened in enumerate((SQLiteStore(tmp_path / "a.db"), PostgresStore(pg_clean_url))):
@@ -125,7 +125,7 @@ def test_extract_and_store_media_with_a_store(store):
 
 
 def _record():
-    from media_store import PostRecord
+    from social_tui_media.store.interface import PostRecord
 
     return PostRecord(
         "urn:li:activity:7390000000000100009", None, None, None, None, None, None, None, None, {}

@@ -18,8 +18,9 @@ import openai
 import pytest
 from PIL import Image
 
-import config
-from media_analysis import (
+from devtools.openai_server import OpenAITestServer
+from social_tui_media import settings as config
+from social_tui_media.media.vision import (
     AnalysisConfigError,
     AnalysisError,
     RetryPolicy,
@@ -28,7 +29,6 @@ from media_analysis import (
     make_client,
     prepare_images,
 )
-from openai_test_server import OpenAITestServer
 
 FAST = RetryPolicy(attempts=6, base_delay=0.001, max_delay=0.05)
 MODEL = "gpt-4o-mini"

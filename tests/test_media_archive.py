@@ -21,16 +21,17 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-import media_archive
-from config import Settings
-from media_archive import (
+import media_archive  # the root module the spec names
+from social_tui_media.media.s3_archive import (
     Archive,
     ArchiveConfigError,
+    ArchivedObject,
     ArchiveError,
     LocalFileCorrupt,
     generate_s3_key,
     parse_s3_url,
 )
+from social_tui_media.settings import Settings
 
 MIB = 1024 * 1024
 REGION = "us-east-1"
@@ -155,7 +156,7 @@ def test_upload_then_restore_round_trips_the_bytes(archive, s3, bucket, tmp_path
 
     archived = archive.upload(tmp_path / "a.jpg", "med-roundtrip", md5, "jpg", when=WHEN)
 
-    assert archived == media_archive.ArchivedObject(
+    assert archived == ArchivedObject(
         s3_url=f"s3://{bucket}/media/2025/03/med-roundtrip.jpg",
         key="media/2025/03/med-roundtrip.jpg",
         bytes=len(data),
@@ -525,7 +526,6 @@ def test_module_functions_archive_and_verify_with_settings_from_the_environment(
     monkeypatch.setenv("AWS_S3_BUCKET", bucket)
     monkeypatch.setenv("AWS_S3_REGION", REGION)
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-    monkeypatch.setattr(media_archive, "_default_archive", None)
     data, md5 = write_media(tmp_path / "photo.JPG", 5000)
 
     s3_url = media_archive.upload_to_s3(tmp_path / "photo.JPG", "med-module")

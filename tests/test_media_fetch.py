@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-import config
-from media_fetch import (
+from devtools.media_server import MediaTestServer, iter_body
+from social_tui_media import settings as config
+from social_tui_media.media.fetch import (
     FetchedFile,
     Fetcher,
     FetchError,
@@ -27,7 +28,6 @@ from media_fetch import (
     is_blocked_address,
     redact_url,
 )
-from media_test_server import MediaTestServer, iter_body
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
 JPEG_HEAD = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"
@@ -567,10 +567,10 @@ def test_client_errors_are_permanent_and_fetched_once(server, fetcher, tmp_path,
 def test_logs_never_contain_query_strings(server, fetcher, tmp_path, caplog):
     url = server.add("/down", b"oops", status=503)
 
-    with caplog.at_level(logging.DEBUG, logger="media_fetch"), pytest.raises(FetchError):
+    with caplog.at_level(logging.DEBUG, logger="social_tui_media.media.fetch"), pytest.raises(FetchError):
         fetcher.fetch_to_dir(url + "?t=SIGNATURE", tmp_path)
 
-    ours = [r.getMessage() for r in caplog.records if r.name == "media_fetch"]
+    ours = [r.getMessage() for r in caplog.records if r.name == "social_tui_media.media.fetch"]
     assert len(ours) == 2  # one line per retry
     assert not any("SIGNATURE" in message for message in ours)
 

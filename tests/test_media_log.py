@@ -8,7 +8,7 @@ import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from media_log import configure_logging, scrub
+from social_tui_media.logs import configure_logging, scrub
 
 
 def test_scrub_drops_signed_queries_and_secrets():

@@ -20,15 +20,15 @@ import pypdfium2
 import pytest
 from PIL import Image
 
-import media_test_server
-from media_sniff import (
+from devtools import media_server as media_test_server
+from devtools.media_server import MediaTestServer, rewrite_hosts, sample_media, serve_samples
+from social_tui_media.media.sniff import (
     MediaDimensions,
     MediaKind,
     looks_like_html,
     probe_dimensions,
     sniff_media_kind,
 )
-from media_test_server import MediaTestServer, rewrite_hosts, sample_media, serve_samples
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = next(
@@ -208,7 +208,7 @@ def test_heic_dimensions_work_in_a_fresh_interpreter(tmp_path):
     # Other tests register pillow-heif themselves; a fresh process shows media_sniff does it.
     path = write(tmp_path, "photo.heic", image_bytes("HEIF", size=(40, 30)))
     code = (
-        "import sys; from pathlib import Path; import media_sniff as s; "
+        "import sys; from pathlib import Path; from social_tui_media.media import sniff as s; "
         "p = Path(sys.argv[1]); k = s.sniff_media_kind(p.read_bytes()); "
         "d = s.probe_dimensions(p, k); print(k.extension, d.width, d.height)"
     )

@@ -10,7 +10,7 @@ import sys
 
 import psycopg
 
-from schema_migrations import MIGRATIONS_DIR, apply_pending, available_migrations
+from social_tui_media.store.migrations import MIGRATIONS_DIR, apply_pending, available_migrations
 from tests.conftest import ROOT
 
 TABLES = (

@@ -3,7 +3,7 @@
 import json
 from datetime import UTC, datetime
 
-from post_media_items import extract_media_items, post_identity, slot_key, url_expiry
+from social_tui_media.posts.media_items import extract_media_items, post_identity, slot_key, url_expiry
 from tests.conftest import SAMPLES, SCRAPE1, SCRAPE2
 
 POSTS = {post_identity(p): p for p in json.loads(SCRAPE1.read_text())}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from db_utils import PREFIX_MEDIA, generate_aws_id
-from media_store import (
+from social_tui_media.ids import PREFIX_MEDIA, generate_aws_id
+from social_tui_media.store.interface import (
     AnalysisOutcome,
     DownloadOutcome,
     MediaSlotRow,

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from postgrest.exceptions import APIError
 
-from media_backfill import backfill_media
-from media_store import PostRecord, SchemaMissing, StoreError, make_event
-from media_store_postgres import PostgresStore
-from media_store_rest import RestStore, _store_error
-from post_import import extract_and_store_media, import_directory
-from postgrest_test_server import PostgrestTestServer
+from devtools.postgrest_server import PostgrestTestServer
+from social_tui_media.jobs.backfill import backfill_media
+from social_tui_media.jobs.import_posts import extract_and_store_media, import_directory
+from social_tui_media.store.interface import PostRecord, SchemaMissing, StoreError, make_event
+from social_tui_media.store.postgres import PostgresStore
+from social_tui_media.store.rest import RestStore, _store_error
 from supabase import create_client
 from tests.conftest import ROOT, SCRAPE1, SCRAPE2
 

@@ -16,11 +16,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from config import Settings
-from media_cache import CachedMedia, MediaCache, MediaRejected
-from media_fetch import Fetcher, FetchError, FetchPolicy, redact_url
-from media_store import DownloadOutcome, MediaStore, is_dead_local_worker, make_event, worker_id
-from progress import Progress
+from social_tui_media.jobs import Progress
+from social_tui_media.media.cache import CachedMedia, MediaCache, MediaRejected
+from social_tui_media.media.fetch import Fetcher, FetchError, FetchPolicy, redact_url
+from social_tui_media.settings import Settings
+from social_tui_media.store.claims import is_dead_local_worker, worker_id
+from social_tui_media.store.interface import DownloadOutcome, MediaStore, make_event
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ class Downloader:
                     restored = self.restorer(row, self.cache)
                     if restored is not None:
                         return Obtained(restored, "archive", 0)
-        cached, attempts = self.cache.fetch(self.fetcher, _freshest(group)["media_url"])
+        cached, attempts = self.cache.admit_url(self.fetcher, _freshest(group)["media_url"])
         return Obtained(cached, "http", attempts)
 
     def _describe(self, path: Path, row: dict) -> CachedMedia:
@@ -198,6 +199,7 @@ def download_pending(
     feed = MediaFeed(media_ids, closed=True) if isinstance(media_ids, list) else media_ids
     if feed is not None and feed.finished():
         return report
+    restorer = restorer or archive_restorer_for(settings)
     cache = MediaCache(settings.cache_dir)
     cache.ensure_dirs()
     cache.clean_leftovers()
@@ -216,6 +218,15 @@ def download_pending(
         if own_fetcher:
             fetcher.close()
     return report
+
+
+def archive_restorer_for(settings: Settings) -> Restorer | None:
+    """Restores from the S3 archive when one is configured (AWS_S3_BUCKET), else None."""
+    if not settings.s3_bucket:
+        return None
+    from social_tui_media.jobs.archive import archive_restorer  # boto3 loads only with a bucket
+
+    return archive_restorer(settings)
 
 
 def _claim_next(store, me, dead, feed, retry_failed, want, wait_for_feed):

@@ -36,10 +36,10 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 from urllib3.util.connection import allowed_gai_family
 
-from media_sniff import looks_like_html
+from social_tui_media.media.sniff import looks_like_html
 
 if TYPE_CHECKING:
-    import config
+    from social_tui_media.settings import Settings
 
 __all__ = [
     "FetchError",
@@ -140,7 +140,7 @@ class FetchPolicy:
     retry_after_max: float = 120.0  # never sleep longer than this for Retry-After
 
     @classmethod
-    def from_settings(cls, settings: config.Settings) -> FetchPolicy:
+    def from_settings(cls, settings: Settings) -> FetchPolicy:
         """The policy the environment asks for (MEDIA_MAX_FILE_SIZE, MEDIA_DOWNLOAD_TIMEOUT, ...)."""
         return cls(
             max_bytes=settings.max_file_size,

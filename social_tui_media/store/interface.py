@@ -1,21 +1,15 @@
-"""The store interface every back end implements, and the choice of back end from settings.
+"""What every store back end implements: the records it takes, the statuses, the errors,
+and the few rules written over the interface itself (requeueing, the event entry).
 
-Rows travel as plain dicts keyed by column name. JSON columns arrive parsed
-(`ai_analysis_log` always a list, `ai_analysis` a dict or None) and timestamps as
-ISO-8601 UTC strings, whatever the back end stores.
+Never imports a back end: `social_tui_media.store.open_store` chooses one.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import socket
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from decimal import Decimal
 from typing import Any, Protocol
 
-from config import Settings
+from social_tui_media.store.rows import utc_now
 
 DOWNLOAD_STATUSES = ("pending", "downloaded", "failed")
 AI_STATUSES = ("not_started", "started", "completed", "failed")
@@ -198,17 +192,6 @@ def media_order(row: dict) -> tuple:
     return (row["post_id"], row["position"], row["media_id"])
 
 
-def utc_now() -> str:
-    """Now, as the ISO-8601 UTC text every back end stores and compares."""
-    return to_iso(datetime.now(UTC))
-
-
-def to_iso(value: datetime) -> str:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
-
-
 def make_event(event: str, status: str = "success", details: dict | None = None, **extra) -> dict:
     """One `ai_analysis_log` entry: {timestamp, event, status, details?, model?}."""
     entry: dict[str, Any] = {"timestamp": utc_now(), "event": event, "status": status}
@@ -216,109 +199,3 @@ def make_event(event: str, status: str = "success", details: dict | None = None,
         entry["details"] = details
     entry.update({k: v for k, v in extra.items() if v is not None})
     return entry
-
-
-def worker_id() -> str:
-    """host:pid:nonce, so a claim names the process that holds it."""
-    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
-
-
-def is_dead_local_worker(claimant: str) -> bool:
-    """True when the claim was made on this host by a process that no longer exists."""
-    host, _, rest = claimant.partition(":")
-    pid_text = rest.split(":", 1)[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def parse_log(value: Any) -> list:
-    """An event log as a list, whatever older writers stored (NULL, JSON text, one object)."""
-    if value is None:
-        return []
-    if isinstance(value, (bytes, str)):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return [{"event": "legacy_log", "details": str(value)}]
-        return parse_log(value) if isinstance(value, str) else parse_log_list(value)
-    return parse_log_list(value)
-
-
-def parse_log_list(value: Any) -> list:
-    if isinstance(value, list):
-        return value
-    if value is None:
-        return []
-    return [value]
-
-
-def parse_analysis(value: Any) -> dict | None:
-    if value is None or isinstance(value, dict):
-        return value
-    try:
-        parsed = json.loads(value)
-    except (TypeError, ValueError):
-        return {"description": str(value)}
-    return parsed if isinstance(parsed, dict) else {"description": str(value)}
-
-
-def normalize_row(row: dict) -> dict:
-    """Give a row the same Python shape whichever back end produced it."""
-    out = {}
-    for key, value in row.items():
-        if isinstance(value, datetime):
-            value = to_iso(value)
-        elif isinstance(value, date):
-            value = value.isoformat()
-        elif isinstance(value, Decimal):
-            value = float(value)
-        out[key] = value
-    if "ai_analysis_log" in out:
-        out["ai_analysis_log"] = parse_log(out["ai_analysis_log"])
-    if "ai_analysis" in out:
-        out["ai_analysis"] = parse_analysis(out["ai_analysis"])
-    if "download_permanent" in out and out["download_permanent"] is not None:
-        out["download_permanent"] = bool(out["download_permanent"])
-    if "raw_json" in out and isinstance(out["raw_json"], str):
-        out["raw_json"] = json.loads(out["raw_json"])
-    if out.get("download_status") is None and "download_status" in out:
-        out["download_status"] = "downloaded" if out.get("md5_sum") else "pending"
-    return out
-
-
-def open_store(settings: Settings) -> MediaStore:
-    """The store the settings point at: PostgreSQL, Supabase REST, or embedded SQLite."""
-    url = settings.store_url
-    if url.startswith(("postgres://", "postgresql://")):
-        from media_store_postgres import PostgresStore
-
-        return PostgresStore(url)
-    if url == "supabase-rest":
-        from media_store_rest import RestStore
-
-        return RestStore(settings.supabase_url or "", settings.supabase_api_key or "")
-    if url.startswith("sqlite:///"):
-        from media_store_sqlite import SQLiteStore
-
-        return SQLiteStore(sqlite_path(url))
-    raise StoreError(
-        f"DATABASE_URL {url.split('://')[0]}://... is not supported: use sqlite:///path or postgresql://..."
-    )
-
-
-def sqlite_path(url: str) -> str:
-    """`sqlite:///relative/path` or `sqlite:////absolute/path` to a file path."""
-    path = url[len("sqlite:///") :]
-    if not path:
-        raise StoreError("DATABASE_URL sqlite:/// needs a file path, e.g. sqlite:///data/social_tui.db")
-    return path

@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from db_utils import PREFIX_POST, PREFIX_RUN, generate_aws_id
-from media_store import (
+from social_tui_media.ids import PREFIX_POST, PREFIX_RUN, generate_aws_id
+from social_tui_media.store.interface import (
     ANALYSIS_LEASE_SECONDS,
     DOWNLOAD_LEASE_SECONDS,
     AnalysisOutcome,
@@ -24,11 +24,8 @@ from media_store import (
     UpsertedMedia,
     media_filters,
     media_order,
-    normalize_row,
-    parse_log,
-    to_iso,
-    utc_now,
 )
+from social_tui_media.store.rows import normalize_row, parse_log, to_iso, utc_now
 
 SCHEMA_FILE = Path(__file__).with_name("sqlite_schema.sql")
 JSON_COLUMNS = ("raw_json", "stats_json", "payload", "ai_analysis", "ai_analysis_log")

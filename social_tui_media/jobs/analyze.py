@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from config import Settings
-from media_analysis import AnalysisError, RetryPolicy, analyze_media, make_client
-from media_store import ANALYSIS_LEASE_SECONDS, AnalysisOutcome, MediaStore, make_event, worker_id
-from progress import Progress
+from social_tui_media.jobs import Progress
+from social_tui_media.media.vision import AnalysisError, RetryPolicy, analyze_media, make_client
+from social_tui_media.settings import Settings
+from social_tui_media.store.claims import worker_id
+from social_tui_media.store.interface import ANALYSIS_LEASE_SECONDS, AnalysisOutcome, MediaStore, make_event
 
 log = logging.getLogger(__name__)
 

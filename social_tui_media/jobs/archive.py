@@ -11,11 +11,12 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from config import Settings
-from media_archive import Archive, ArchivedObject, ArchiveError, parse_s3_url
-from media_cache import CATEGORIES, CATEGORY_BY_MEDIA_TYPE, CachedMedia, MediaCache
-from media_store import MediaStore, make_event, utc_now
-from progress import Progress
+from social_tui_media.jobs import Progress
+from social_tui_media.media.cache import CATEGORIES, CATEGORY_BY_MEDIA_TYPE, CachedMedia, MediaCache
+from social_tui_media.media.s3_archive import Archive, ArchivedObject, ArchiveError, parse_s3_url
+from social_tui_media.settings import Settings
+from social_tui_media.store.interface import MediaStore, make_event
+from social_tui_media.store.rows import utc_now
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ import httpx
 from postgrest.exceptions import APIError
 from postgrest.types import ReturnMethod
 
-from db_utils import PREFIX_POST, PREFIX_RUN, generate_aws_id
-from media_store import (
+from social_tui_media.ids import PREFIX_POST, PREFIX_RUN, generate_aws_id
+from social_tui_media.store.interface import (
     ANALYSIS_LEASE_SECONDS,
     DOWNLOAD_LEASE_SECONDS,
     AnalysisOutcome,
@@ -34,10 +34,8 @@ from media_store import (
     UpsertedMedia,
     media_filters,
     media_order,
-    normalize_row,
-    to_iso,
-    utc_now,
 )
+from social_tui_media.store.rows import normalize_row, to_iso, utc_now
 from supabase import Client, ClientOptions, SupabaseException, create_client
 
 PAGE_ROWS = 1000  # PostgREST's default db-max-rows: the most rows one response may hold

@@ -11,7 +11,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from db_utils import PREFIX_RUN, generate_aws_id
+from social_tui_media.ids import PREFIX_RUN, generate_aws_id
 
 _URL_QUERY = re.compile(r"(https?://[^\s?#'\"]+)\?[^\s'\"]*")
 _SECRET = re.compile(r"(?i)\b(api[_-]?key|secret|password|token|authorization)(\s*[=:]\s*)\S+")

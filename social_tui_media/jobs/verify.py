@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from media_cache import MediaCache, MediaRejected, calculate_md5
-from media_store import MediaStore, requeue_for_download
+from social_tui_media.media.cache import MediaCache, MediaRejected, calculate_md5
+from social_tui_media.store.interface import MediaStore, requeue_for_download
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from config import ConfigError
+from social_tui_media.settings import ConfigError
 
 EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -112,7 +112,7 @@ def progress_bar(description: str, with_bytes: bool = True) -> Iterator[BarProgr
 
 def run_command(handler: Callable[[], int]) -> int:
     """Run a command; expected failures become one red line and exit 2, never a traceback."""
-    from media_store import StoreError
+    from social_tui_media.store.interface import StoreError
 
     try:
         return handler()

@@ -1,5 +1,5 @@
 """A loopback stand-in for Supabase's PostgREST, for tests: the part of the protocol that
-`media_store_rest.RestStore` uses, executed on a real PostgreSQL database.
+`social_tui_media.store.rest.RestStore` uses, executed on a real PostgreSQL database.
 
     with PostgrestTestServer(database_url) as server:
         client = supabase.create_client(server.url, server.service_key)

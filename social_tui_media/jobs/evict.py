@@ -7,8 +7,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from media_cache import MediaCache
-from media_store import MediaStore, utc_now
+from social_tui_media.media.cache import MediaCache
+from social_tui_media.store.interface import MediaStore
+from social_tui_media.store.rows import utc_now
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from db_utils import PREFIX_POST, PREFIX_RUN, generate_aws_id
-from media_store import (
+from social_tui_media.ids import PREFIX_POST, PREFIX_RUN, generate_aws_id
+from social_tui_media.store.interface import (
     ANALYSIS_LEASE_SECONDS,
     DOWNLOAD_LEASE_SECONDS,
     AnalysisOutcome,
@@ -23,10 +23,9 @@ from media_store import (
     StoreError,
     UpsertedMedia,
     media_filters,
-    normalize_row,
-    to_iso,
 )
-from schema_migrations import pending_migrations
+from social_tui_media.store.migrations import pending_migrations
+from social_tui_media.store.rows import normalize_row, to_iso
 
 JSON_COLUMNS = ("raw_json", "stats_json", "payload", "ai_analysis", "ai_analysis_log")
 

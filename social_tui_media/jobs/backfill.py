@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from media_store import MediaStore
-from post_import import media_rows, unique_slots
+from social_tui_media.jobs.import_posts import media_rows, unique_slots
+from social_tui_media.store.interface import MediaStore
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 500

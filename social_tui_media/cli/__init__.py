@@ -1,0 +1,1 @@
+"""The command-line interfaces: argument parsing and presentation over the jobs."""

@@ -1,0 +1,93 @@
+"""Import scraped LinkedIn post files: `python manage_data.py import DIR [--no-media] [--workers N]`."""
+
+from __future__ import annotations
+
+import argparse
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from social_tui_media.cli.output import (
+    EXIT_ITEMS_FAILED,
+    EXIT_OK,
+    UsageError,
+    positive_int,
+    run_command,
+    show,
+    table,
+    warn,
+)
+from social_tui_media.cli.runs import download_with_progress, evict_if_needed
+from social_tui_media.jobs.download import MediaFeed
+from social_tui_media.jobs.import_posts import import_directory
+from social_tui_media.logs import configure_logging
+from social_tui_media.settings import load_settings
+from social_tui_media.store import open_store
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="manage_data.py", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    imp = sub.add_parser("import", help="import every *.json in DIR, then download its media")
+    imp.add_argument("directory", metavar="DIR", help="directory of scraped post JSON files (or one file)")
+    imp.add_argument("--no-media", action="store_true", help="store media rows but download nothing")
+    imp.add_argument("--workers", type=positive_int, help="parallel downloads (default MEDIA_MAX_CONCURRENT)")
+    return parser
+
+
+def import_with_downloads(store, settings, directory: Path, workers: int | None):
+    """Import while downloading: each committed batch's media are fetched at once."""
+    feed = MediaFeed()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-downloads") as background:
+        downloading = background.submit(
+            download_with_progress, store, settings, media_ids=feed, workers=workers
+        )
+        try:
+            report = import_directory(store, directory, on_media=feed.extend)
+        finally:
+            feed.close()
+        return report, downloading.result()
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    directory = Path(args.directory)
+    if not directory.exists():
+        raise UsageError(f"{directory} does not exist: pass a directory of scraped post JSON files")
+    settings = load_settings()
+    configure_logging(settings.log_file, sentry_dsn=settings.sentry_dsn)
+    store = open_store(settings)
+    try:
+        if args.no_media:
+            report, downloads = import_directory(store, directory), None
+        else:
+            report, downloads = import_with_downloads(store, settings, directory, args.workers)
+        for problem in report.problems:
+            warn(problem)
+        rows = [
+            ["files", report.files],
+            ["posts imported", report.posts_processed],
+            ["new posts", report.posts_new],
+            ["updated posts", report.posts_updated],
+            ["media slots", report.media_total],
+            ["new media slots", report.media_new],
+            ["skipped items", report.skipped],
+        ]
+        failed = 0
+        if downloads is not None:
+            rows += [
+                ["media downloaded", downloads.fetched],
+                ["media reused (no request)", downloads.reused + len(report.media_ids) - downloads.attempted],
+                ["media failed", downloads.failed],
+                ["bytes fetched", f"{downloads.bytes:,}"],
+            ]
+            failed = downloads.failed
+            evict_if_needed(store, settings)
+        show(table(f"import {directory} (run {report.run_id})", ["", "count"], rows))
+        return EXIT_ITEMS_FAILED if report.skipped or failed else EXIT_OK
+    finally:
+        store.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_command(lambda: cmd_import(args))
+

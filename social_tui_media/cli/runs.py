@@ -1,0 +1,58 @@
+"""Running a job for a person: a progress bar while it works, its failures as warning lines.
+Shared by both CLIs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from social_tui_media.cli.output import console, progress_bar, warn
+from social_tui_media.jobs.evict import EvictionReport, evict_lru
+from social_tui_media.media.cache import MediaCache
+from social_tui_media.settings import Settings
+from social_tui_media.store.interface import MediaStore
+
+if TYPE_CHECKING:  # the downloader (requests) loads only for commands that download
+    from social_tui_media.jobs.download import DownloadReport, MediaFeed
+
+
+def download_with_progress(
+    store: MediaStore,
+    settings: Settings,
+    media_ids: list[str] | MediaFeed | None = None,
+    retry_failed: bool = False,
+    limit: int | None = None,
+    workers: int | None = None,
+) -> DownloadReport:
+    from social_tui_media.jobs.download import download_pending
+
+    with progress_bar("downloading media") as bar:
+        report = download_pending(
+            store,
+            settings,
+            media_ids=media_ids,
+            retry_failed=retry_failed,
+            limit=limit,
+            workers=workers,
+            progress=bar,
+        )
+    for failure in report.failures[:20]:
+        warn(failure)
+    if len(report.failures) > 20:
+        warn(f"... and {len(report.failures) - 20} more failures (see `list --status failed`)")
+    return report
+
+
+def evict_if_needed(store: MediaStore, settings: Settings) -> EvictionReport:
+    report = evict_lru(store, MediaCache(settings.cache_dir), settings.cache_limit)
+    if report.files_evicted:
+        console.print(
+            f"evicted {report.files_evicted} files ({report.bytes_freed:,} bytes) to stay under MEDIA_CACHE_LIMIT"
+        )
+    if report.kept_without_archive:
+        warn(
+            f"cache exceeds MEDIA_CACHE_LIMIT but {report.kept_without_archive} files have no archive copy; "
+            "run `python manage_media.py archive --all`"
+        )
+    return report
+
+

@@ -1,0 +1,15 @@
+"""Jobs: each one claims its work in the store, does it with the media tools, and writes the
+outcome back. They return reports and log; they never print. The CLIs present them.
+
+Long jobs report progress to a `Progress` the caller passes (a bar on a terminal).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Progress(Protocol):
+    def add_total(self, items: int) -> None: ...
+
+    def advance(self, items: int, nbytes: int) -> None: ...

@@ -1,0 +1,251 @@
+"""The content-addressed media cache: `{root}/{images,videos,documents}/{md5}.{ext}`.
+
+Owns a file's whole life in the cache: admitting fetched bytes (type from magic bytes,
+atomic rename, 0600), adopting legacy files, finding and verifying what is cached, and
+evicting the least recently used files that have a verified archive copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+from social_tui_media.media.sniff import probe_dimensions, sniff_media_kind
+from social_tui_media.settings import load_settings
+
+if TYPE_CHECKING:  # requests and the fetcher load only for commands that download
+    from social_tui_media.media.fetch import Fetcher
+
+log = logging.getLogger(__name__)
+
+CATEGORIES = ("images", "videos", "documents")
+CATEGORY_BY_MEDIA_TYPE = {"image": "images", "video": "videos", "document": "documents"}
+TEMP_PREFIX = ".part-"
+HASH_CHUNK = 1024 * 1024
+HEAD_BYTES = 4096
+
+
+class MediaRejected(Exception):
+    """The bytes are not media we keep (unknown type); permanent for this URL."""
+
+    kind = "unknown_type"
+    permanent = True
+
+
+@dataclass(frozen=True)
+class CachedMedia:
+    """A verified file in the cache."""
+
+    md5_sum: str
+    local_path: Path
+    file_size: int
+    mime_type: str
+    width: int | None
+    height: int | None
+    duration_seconds: float | None = None
+
+    def as_spec_dict(self) -> dict:
+        """The dict `download_and_cache_media` promises."""
+        return {
+            "md5_sum": self.md5_sum,
+            "local_path": self.local_path,
+            "file_size": self.file_size,
+            "mime_type": self.mime_type,
+            "width": self.width,
+            "height": self.height,
+        }
+
+
+def calculate_md5(file_path: Path) -> str:
+    """MD5 of a file, read once into one reused buffer (hashlib releases the GIL: threads scale)."""
+    with open(file_path, "rb") as handle:
+        return hashlib.file_digest(handle, "md5").hexdigest()
+
+
+def verify_cached_media(local_path: Path, expected_md5: str) -> bool:
+    """True when the file exists and its bytes hash to `expected_md5`."""
+    try:
+        return calculate_md5(Path(local_path)) == expected_md5
+    except OSError:
+        return False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class MediaCache:
+    """One cache root. Thread safe: every write is a rename of a private temp file."""
+
+    def __init__(self, root: Path, legacy_dir: Path | None = None):
+        self.root = Path(root)
+        self.legacy_dir = legacy_dir if legacy_dir is not None else self.root.parent / "images"
+
+    # layout -----------------------------------------------------------------------------
+
+    def ensure_dirs(self) -> None:
+        """Create the cache directories, private to this user (0700)."""
+        for directory in (self.root, *(self.root / c for c in CATEGORIES)):
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(directory, 0o700)
+
+    def path_for(self, category: str, md5_sum: str, extension: str) -> Path:
+        if category not in CATEGORIES:
+            raise ValueError(f"unknown cache category {category!r}; expected one of {CATEGORIES}")
+        return self.root / category / f"{md5_sum}.{extension.lstrip('.').lower()}"
+
+    def temp_prefix(self) -> str:
+        """Temp files carry the writer's pid so a later run can tell a crash's leftovers."""
+        return f"{TEMP_PREFIX}{os.getpid()}-"
+
+    def clean_leftovers(self) -> int:
+        """Delete temp files left by processes that are gone; returns how many."""
+        removed = 0
+        for directory in (self.root, *(self.root / c for c in CATEGORIES)):
+            if not directory.is_dir():
+                continue
+            for path in directory.glob(f"{TEMP_PREFIX}*"):
+                pid_text = path.name[len(TEMP_PREFIX) :].split("-", 1)[0]
+                if pid_text.isdigit() and _pid_alive(int(pid_text)):
+                    continue
+                path.unlink(missing_ok=True)
+                removed += 1
+        if removed:
+            log.info("removed %d partial downloads left by earlier runs", removed)
+        return removed
+
+    def cached_files(self) -> list[Path]:
+        """Every complete file in the cache (temp files excluded)."""
+        files = []
+        for category in CATEGORIES:
+            directory = self.root / category
+            if directory.is_dir():
+                files += [p for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")]
+        return files
+
+    def usage(self) -> tuple[int, int]:
+        """(file count, total bytes) of the cache."""
+        files = self.cached_files()
+        return len(files), sum(p.stat().st_size for p in files)
+
+    # admitting files --------------------------------------------------------------------
+
+    def admit(self, temp_path: Path, md5_sum: str, file_size: int, head: bytes) -> CachedMedia:
+        """Move a complete temp file to its content address. The temp file is gone afterwards."""
+        try:
+            kind = sniff_media_kind(head)
+            if kind is None:
+                raise MediaRejected(
+                    f"content is not a supported image, video or PDF (starts with {head[:8]!r})"
+                )
+            dims = probe_dimensions(temp_path, kind)
+            final = self.path_for(kind.category, md5_sum, kind.extension)
+            os.chmod(temp_path, 0o600)
+            if final.exists() and final.stat().st_size == file_size:
+                temp_path.unlink()  # the same bytes are already cached: keep one copy
+            else:
+                os.replace(temp_path, final)
+        finally:
+            temp_path.unlink(missing_ok=True)
+        return CachedMedia(
+            md5_sum, final, file_size, kind.mime_type, dims.width, dims.height, dims.duration_seconds
+        )
+
+    def admit_copy(self, source: Path, move: bool = False) -> CachedMedia:
+        """Hash a file already on disk (one pass) while copying it into the cache."""
+        self.ensure_dirs()
+        digest = hashlib.md5()
+        head = b""
+        size = 0
+        with open(source, "rb") as src, self._temp_file() as (handle, temp_path):
+            while block := src.read(HASH_CHUNK):
+                if len(head) < HEAD_BYTES:
+                    head += block[: HEAD_BYTES - len(head)]
+                digest.update(block)
+                handle.write(block)
+                size += len(block)
+        cached = self.admit(temp_path, digest.hexdigest(), size, head)
+        if move:
+            Path(source).unlink(missing_ok=True)
+        return cached
+
+    @contextmanager
+    def _temp_file(self) -> Iterator[tuple[BinaryIO, Path]]:
+        """A private temp file in the cache root, removed if the block fails."""
+        fd, name = tempfile.mkstemp(prefix=self.temp_prefix(), dir=self.root)
+        path = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                yield handle, path
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+
+    def admit_url(self, fetcher: Fetcher, url: str) -> tuple[CachedMedia, int]:
+        """Download a URL into the cache; returns the file and the HTTP attempts it took."""
+        self.ensure_dirs()
+        fetched = fetcher.fetch_to_dir(url, self.root, prefix=self.temp_prefix())
+        return self.admit(
+            fetched.temp_path, fetched.md5_sum, fetched.file_size, fetched.head
+        ), fetched.attempts
+
+    def legacy_file(self, url: str) -> Path | None:
+        """The older scripts' cache file for a URL (`cache/images/{md5 of the URL}.{ext}`)."""
+        if not self.legacy_dir.is_dir():
+            return None
+        stem = hashlib.md5(url.encode("utf-8")).hexdigest()
+        for candidate in sorted(self.legacy_dir.glob(f"{stem}.*")):
+            if candidate.is_file() and candidate.stat().st_size > 0:
+                return candidate
+        return None
+
+    def find(self, md5_sum: str) -> Path | None:
+        """A cached file with these bytes' hash, whatever its extension."""
+        for category in CATEGORIES:
+            for candidate in (self.root / category).glob(f"{md5_sum}.*"):
+                if candidate.is_file():
+                    return candidate
+        return None
+
+    def remove(self, path: Path) -> None:
+        Path(path).unlink(missing_ok=True)
+
+
+# The spec's module-level functions, on the configured cache ---------------------------------
+
+def _settings_cache() -> MediaCache:
+    return MediaCache(load_settings().cache_dir)
+
+
+def get_media_cache_path(media_type: str, md5_sum: str, extension: str) -> Path:
+    """The cache path of a file: `{MEDIA_CACHE_DIR}/{images|videos|documents}/{md5}.{ext}`."""
+    category = CATEGORY_BY_MEDIA_TYPE.get(media_type, media_type)
+    return _settings_cache().path_for(category, md5_sum, extension)
+
+
+def download_and_cache_media(media_url: str, media_type: str) -> dict:
+    """Download a URL safely into the cache; the spec's dict. Raises FetchError/MediaRejected.
+
+    `media_type` is the caller's expectation only: the stored type comes from the bytes.
+    """
+    from social_tui_media.media.fetch import Fetcher, FetchPolicy
+
+    settings = load_settings()
+    with Fetcher(FetchPolicy.from_settings(settings), settings.max_concurrent) as fetcher:
+        cached, _ = MediaCache(settings.cache_dir).admit_url(fetcher, media_url)
+    if CATEGORY_BY_MEDIA_TYPE.get(media_type) not in (None, cached.local_path.parent.name):
+        log.info("expected %s, got %s", media_type, cached.mime_type)
+    return cached.as_spec_dict()

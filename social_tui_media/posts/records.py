@@ -1,0 +1,106 @@
+"""A scraped post as the rows the store takes: its `posts` row, its stats, its media slots. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from social_tui_media.ids import PREFIX_DOWNLOAD, PREFIX_MEDIA, generate_aws_id
+from social_tui_media.posts.files import LoadedPost, describe
+from social_tui_media.posts.media_items import extract_media_items
+from social_tui_media.store.interface import MediaSlotRow, PostRecord
+from social_tui_media.store.rows import to_iso
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _posted_at(post: dict, where: str, problems: list[str]) -> tuple[int | None, str | None]:
+    posted = post.get("posted_at")
+    if not isinstance(posted, dict) or posted.get("timestamp") is None:
+        return None, None
+    stamp = posted.get("timestamp")
+    if isinstance(stamp, bool) or not isinstance(stamp, (int, float)):
+        problems.append(f"{where}: posted_at.timestamp {stamp!r} is not a number; left empty")
+        return None, None
+    try:
+        moment = datetime.fromtimestamp(stamp / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        problems.append(f"{where}: posted_at.timestamp {stamp!r} is out of range; left empty")
+        return None, None
+    return int(stamp), to_iso(moment)
+
+
+def post_record(post: LoadedPost, problems: list[str]) -> PostRecord:
+    """The `posts` row of a scraped post."""
+    data = post.data
+    where = describe(post.source_file, post.index, post.urn)
+    author = data.get("author") if isinstance(data.get("author"), dict) else {}
+    if data.get("author") is not None and not isinstance(data.get("author"), dict):
+        problems.append(f"{where}: author is not an object; left empty")
+    name = " ".join(p for p in (_text(author.get("first_name")), _text(author.get("last_name"))) if p)
+    timestamp, posted_at = _posted_at(data, where, problems)
+    return PostRecord(
+        urn=post.urn,
+        full_urn=_text(data.get("full_urn")),
+        posted_at_timestamp=timestamp,
+        posted_at=posted_at,
+        author_username=_text(author.get("username")),
+        author_name=name or None,
+        text_content=_text(data.get("text")),
+        post_url=_text(data.get("url")),
+        post_type=_text(data.get("post_type")),
+        raw_json=data,
+    )
+
+
+def _stats(data: dict) -> dict | None:
+    stats = data.get("stats")
+    return stats if isinstance(stats, dict) else None
+
+
+def _reactions(stats: dict | None) -> int | None:
+    value = (stats or {}).get("total_reactions")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def stats_row(post: LoadedPost, post_id: str, run_id: str | None, downloaded_at: str) -> dict:
+    """The post's `data_downloads` row: its engagement stats as this run saw them."""
+    stats = _stats(post.data)
+    return {
+        "download_id": generate_aws_id(PREFIX_DOWNLOAD), "post_id": post_id, "run_id": run_id,
+        "downloaded_at": downloaded_at, "total_reactions": _reactions(stats), "stats_json": stats,
+        "raw_json": post.data, "source_file": post.source_file,
+    }  # fmt: skip
+
+
+def media_rows(post_id: str, data: dict, where: str, problems: list[str]) -> list[MediaSlotRow]:
+    """The `post_media` slot rows of one post (new ids; existing slots keep theirs on upsert)."""
+    extracted = extract_media_items(data)
+    problems.extend(f"{where}: {p}" for p in extracted.problems)
+    return [
+        MediaSlotRow(
+            media_id=generate_aws_id(PREFIX_MEDIA),
+            post_id=post_id,
+            media_type=item.media_type,
+            media_url=item.media_url,
+            slot_key=item.slot_key,
+            slot_role=item.slot_role,
+            position=item.position,
+            url_expires_at=to_iso(item.url_expires_at) if item.url_expires_at else None,
+        )
+        for item in extracted.items
+    ]
+
+
+def unique_slots(rows: list[MediaSlotRow]) -> list[MediaSlotRow]:
+    """One row per (post, slot), keeping the URL that expires last: the newest signature."""
+    best: dict[tuple[str, str], MediaSlotRow] = {}
+    for row in rows:
+        key = (row.post_id, row.slot_key)
+        current = best.get(key)
+        if current is None or (row.url_expires_at or "") >= (current.url_expires_at or ""):
+            best[key] = row if current is None else replace(row, media_id=current.media_id)
+    return list(best.values())
