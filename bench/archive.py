@@ -2,7 +2,7 @@
 `aws s3 cp --recursive` of the same cache directory to the same server.
 
 Each side uploads into a bucket of its own (so neither finds the other's objects), and both
-run with their default concurrency: 10 uploads for ours (ARCHIVE_WORKERS), the CLI's
+run with their default concurrency: 10 uploads for ours (jobs.archive.UPLOAD_WORKERS), the CLI's
 `max_concurrent_requests` (10) for aws.
 """
 
@@ -155,7 +155,7 @@ def run(ctx: Context) -> list[Row]:
                 f"median of {repeats}, alternating (ours {spread[0]} s; aws {spread[1]} s); "
                 f"ours: {fmt_bytes(total / ours.seconds)}/s, S3 requests {_requests(ours_requests)}, "
                 f"{ours.cpu_seconds:.1f} CPU s, peak RSS {fmt_bytes(ours.max_rss)}, 10 uploads in flight "
-                f"(manage_media.ARCHIVE_WORKERS); aws: {fmt_bytes(total / theirs.seconds)}/s, S3 requests "
+                f"(jobs.archive.UPLOAD_WORKERS); aws: {fmt_bytes(total / theirs.seconds)}/s, S3 requests "
                 f"{_requests(theirs_requests)}, {theirs.cpu_seconds:.1f} CPU s, peak RSS {fmt_bytes(theirs.max_rss)}, "
                 f"10 in flight (its default); moto (in the benchmark process) used {ours.server_cpu_seconds:.1f} "
                 f"CPU s serving ours, {theirs.server_cpu_seconds:.1f} serving aws"

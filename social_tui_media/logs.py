@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from social_tui_media.ids import PREFIX_RUN, generate_aws_id
+from social_tui_media.settings import ConfigError
 
 _URL_QUERY = re.compile(r"(https?://[^\s?#'\"]+)\?[^\s'\"]*")
 _SECRET = re.compile(r"(?i)\b(api[_-]?key|secret|password|token|authorization)(\s*[=:]\s*)\S+")
@@ -52,7 +53,12 @@ def _scrub_event(event: dict, hint: dict) -> dict:
 
 
 def configure_sentry(dsn: str, run_id: str) -> None:
-    import sentry_sdk
+    try:
+        import sentry_sdk
+    except ImportError:
+        raise ConfigError(
+            "SENTRY_DSN is set but sentry-sdk is not installed: pip install 'social-tui-media[sentry]'"
+        ) from None
 
     sentry_sdk.init(dsn=dsn, before_send=_scrub_event)
     sentry_sdk.set_tag("run_id", run_id)

@@ -1,11 +1,15 @@
-"""Settings from the environment and `.env`, read once and passed around as a frozen value."""
+"""Settings from the environment and `.env`, read once and passed around as a frozen value.
+
+Each setting names its environment variable and its default in one place: the field below.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from dotenv import load_dotenv
 
@@ -15,27 +19,33 @@ class ConfigError(Exception):
 
 
 DEFAULT_SQLITE_URL = "sqlite:///data/social_tui.db"
+Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+
+def _from_env(variable: str, default: Any = None, *fallbacks: str) -> Any:
+    """A settings field read from `variable` (then `fallbacks`), else `default`."""
+    return field(default=default, metadata={"env": (variable, *fallbacks)})
 
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str | None = None
-    supabase_url: str | None = None
-    supabase_api_key: str | None = None
-    cache_dir: Path = Path("cache/media")
-    max_concurrent: int = 5
-    download_timeout: float = 30.0
-    max_file_size: int = 104_857_600
-    cache_limit: int = 10_737_418_240
-    allow_private_hosts: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
-    s3_bucket: str | None = None
-    s3_region: str | None = None
-    s3_endpoint_url: str | None = None
-    openai_api_key: str | None = None
-    openai_base_url: str | None = None
-    ai_model: str = "gpt-4o-mini"
-    log_file: Path = Path("log/media.log")
-    sentry_dsn: str | None = None
+    database_url: str | None = _from_env("DATABASE_URL", None, "SUPABASE_DB_URL")
+    supabase_url: str | None = _from_env("SUPABASE_URL")
+    supabase_api_key: str | None = _from_env("SUPABASE_API_KEY")
+    cache_dir: Path = _from_env("MEDIA_CACHE_DIR", Path("cache/media"))
+    max_concurrent: int = _from_env("MEDIA_MAX_CONCURRENT", 5)
+    download_timeout: float = _from_env("MEDIA_DOWNLOAD_TIMEOUT", 30.0)
+    max_file_size: int = _from_env("MEDIA_MAX_FILE_SIZE", 104_857_600)
+    cache_limit: int = _from_env("MEDIA_CACHE_LIMIT", 10_737_418_240)
+    allow_private_hosts: Networks = _from_env("MEDIA_ALLOW_PRIVATE_HOSTS", ())
+    s3_bucket: str | None = _from_env("AWS_S3_BUCKET")
+    s3_region: str | None = _from_env("AWS_S3_REGION")
+    s3_endpoint_url: str | None = _from_env("AWS_ENDPOINT_URL")
+    openai_api_key: str | None = _from_env("OPENAI_API_KEY")
+    openai_base_url: str | None = _from_env("OPENAI_BASE_URL")
+    ai_model: str = _from_env("MEDIA_AI_MODEL", "gpt-4o-mini")
+    log_file: Path = _from_env("MEDIA_LOG_FILE", Path("log/media.log"))
+    sentry_dsn: str | None = _from_env("SENTRY_DSN")
 
     @property
     def store_url(self) -> str:
@@ -47,33 +57,18 @@ class Settings:
         return DEFAULT_SQLITE_URL
 
 
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
+def _positive(name: str, raw: str, kind: type) -> int | float:
+    noun = "a whole number" if kind is int else "a number of seconds"
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+        raise ConfigError(f"{name}={raw!r} is not {noun}") from None
     if value <= 0:
         raise ConfigError(f"{name}={raw!r} must be greater than zero")
     return value
 
 
-def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number of seconds") from None
-    if value <= 0:
-        raise ConfigError(f"{name}={raw!r} must be greater than zero")
-    return value
-
-
-def parse_networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+def parse_networks(raw: str) -> Networks:
     """Parse a comma list of IPs/CIDRs (MEDIA_ALLOW_PRIVATE_HOSTS)."""
     networks = []
     for part in (p.strip() for p in raw.split(",")):
@@ -86,31 +81,28 @@ def parse_networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Netw
     return tuple(networks)
 
 
-def _str(name: str) -> str | None:
-    value = os.environ.get(name, "").strip()
-    return value or None
+def _parse(name: str, raw: str, default: Any) -> Any:
+    """One variable's text as the type of its default."""
+    if isinstance(default, bool):
+        return raw.lower() in ("1", "true", "yes", "on")
+    if isinstance(default, int | float):
+        return _positive(name, raw, type(default))
+    if isinstance(default, Path):
+        return Path(raw)
+    if isinstance(default, tuple):
+        return parse_networks(raw)
+    return raw
 
 
 def load_settings(env_file: str | os.PathLike[str] | None = ".env") -> Settings:
     """Read settings from the environment, after loading `.env` (which never overrides)."""
     if env_file and Path(env_file).is_file():
         load_dotenv(env_file, override=False)
-    return Settings(
-        database_url=_str("DATABASE_URL") or _str("SUPABASE_DB_URL"),
-        supabase_url=_str("SUPABASE_URL"),
-        supabase_api_key=_str("SUPABASE_API_KEY"),
-        cache_dir=Path(_str("MEDIA_CACHE_DIR") or "cache/media"),
-        max_concurrent=_int("MEDIA_MAX_CONCURRENT", 5),
-        download_timeout=_float("MEDIA_DOWNLOAD_TIMEOUT", 30.0),
-        max_file_size=_int("MEDIA_MAX_FILE_SIZE", 104_857_600),
-        cache_limit=_int("MEDIA_CACHE_LIMIT", 10_737_418_240),
-        allow_private_hosts=parse_networks(os.environ.get("MEDIA_ALLOW_PRIVATE_HOSTS", "")),
-        s3_bucket=_str("AWS_S3_BUCKET"),
-        s3_region=_str("AWS_S3_REGION"),
-        s3_endpoint_url=_str("AWS_ENDPOINT_URL"),
-        openai_api_key=_str("OPENAI_API_KEY"),
-        openai_base_url=_str("OPENAI_BASE_URL"),
-        ai_model=_str("MEDIA_AI_MODEL") or "gpt-4o-mini",
-        log_file=Path(_str("MEDIA_LOG_FILE") or "log/media.log"),
-        sentry_dsn=_str("SENTRY_DSN"),
-    )
+    values = {}
+    for spec in fields(Settings):
+        for name in spec.metadata["env"]:
+            raw = os.environ.get(name, "").strip()
+            if raw:
+                values[spec.name] = _parse(name, raw, spec.default)
+                break
+    return Settings(**values)

@@ -217,3 +217,16 @@ def aws_test_env(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+
+
+PG_FIXTURES = {"pg_server", "pg_empty_database_factory", "pg_url", "pg_clean_url", "postgrest_server"}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark every test that reaches PostgreSQL (directly or through a store parameter), so a
+    quick local run is `pytest -m "not postgres"`."""
+    for item in items:
+        params = getattr(item, "callspec", None)
+        on_pg_store = params is not None and params.params.get("store_kind") in ("postgres", "rest")
+        if on_pg_store or PG_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.postgres)

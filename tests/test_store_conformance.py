@@ -6,7 +6,9 @@ import threading
 
 from social_tui_media.ids import PREFIX_MEDIA, generate_aws_id
 from social_tui_media.store.interface import (
+    AnalysisClaim,
     AnalysisOutcome,
+    DownloadClaim,
     DownloadOutcome,
     MediaSlotRow,
     PostRecord,
@@ -94,7 +96,7 @@ def test_upsert_media_is_idempotent_and_keeps_newest_url(store):
 
 def test_fresh_url_sets_failed_slot_back_to_pending(store):
     post_id, [media_id] = seeded(store, 1)
-    [claimed] = store.claim_downloads("w1", 10)
+    [claimed] = store.claim_downloads(DownloadClaim("w1", 10))
     failure = DownloadOutcome(
         media_id,
         "failed",
@@ -106,7 +108,7 @@ def test_fresh_url_sets_failed_slot_back_to_pending(store):
     )
     store.finish_downloads("w1", [failure])
     assert store.get_media(media_id)["download_status"] == "failed"
-    assert store.claim_downloads("w1", 10) == []  # permanent: not retried by every run
+    assert store.claim_downloads(DownloadClaim("w1", 10)) == []  # permanent: not retried by every run
     store.upsert_media([slot(post_id, "/img/0", "e=1769000000&t=z", "2026-01-21T12:53:20.000000+00:00")])
     row = store.get_media(media_id)
     assert row["download_status"] == "pending" and row["download_permanent"] is False
@@ -114,7 +116,7 @@ def test_fresh_url_sets_failed_slot_back_to_pending(store):
 
 def test_permanent_failures_retry_only_when_asked(store):
     _, [media_id] = seeded(store, 1)
-    store.claim_downloads("w1", 1)
+    store.claim_downloads(DownloadClaim("w1", 1))
     store.finish_downloads(
         "w1",
         [
@@ -123,8 +125,8 @@ def test_permanent_failures_retry_only_when_asked(store):
             )
         ],
     )
-    assert store.claim_downloads("w2", 5) == []
-    assert [r["media_id"] for r in store.claim_downloads("w2", 5, retry_failed=True)] == [media_id]
+    assert store.claim_downloads(DownloadClaim("w2", 5)) == []
+    assert [r["media_id"] for r in store.claim_downloads(DownloadClaim("w2", 5, retry_failed=True))] == [media_id]
 
 
 def test_claims_are_exclusive_and_soonest_expiry_first(store):
@@ -133,32 +135,32 @@ def test_claims_are_exclusive_and_soonest_expiry_first(store):
     soon = slot(post_id, "/soon", expires="2025-12-01T00:00:00.000000+00:00", position=1)
     never = slot(post_id, "/never", expires=None, position=2)
     store.upsert_media([late, never, soon])
-    first = store.claim_downloads("w1", 2)
+    first = store.claim_downloads(DownloadClaim("w1", 2))
     assert [r["slot_key"].rsplit("/", 1)[1] for r in first] == ["soon", "late"]
-    second = store.claim_downloads("w2", 5)
+    second = store.claim_downloads(DownloadClaim("w2", 5))
     assert [r["slot_key"].rsplit("/", 1)[1] for r in second] == ["never"]
-    assert store.claim_downloads("w3", 5) == []
+    assert store.claim_downloads(DownloadClaim("w3", 5)) == []
 
 
 def test_dead_workers_claims_are_taken_over(store):
     _, ids = seeded(store, 2)
-    store.claim_downloads("host:999999:dead", 5)
-    assert store.claim_downloads("w2", 5) == []
+    store.claim_downloads(DownloadClaim("host:999999:dead", 5))
+    assert store.claim_downloads(DownloadClaim("w2", 5)) == []
     assert "host:999999:dead" in store.download_claimants()
-    taken = store.claim_downloads("w2", 5, dead_workers=["host:999999:dead"])
+    taken = store.claim_downloads(DownloadClaim("w2", 5, dead_workers=["host:999999:dead"]))
     assert sorted(r["media_id"] for r in taken) == sorted(ids)
 
 
 def test_expired_download_lease_is_taken_over(store):
     seeded(store, 1)
-    store.claim_downloads("w1", 5)
-    assert store.claim_downloads("w2", 5, lease_seconds=3600) == []
-    assert len(store.claim_downloads("w2", 5, lease_seconds=0)) == 1
+    store.claim_downloads(DownloadClaim("w1", 5))
+    assert store.claim_downloads(DownloadClaim("w2", 5, lease_seconds=3600)) == []
+    assert len(store.claim_downloads(DownloadClaim("w2", 5, lease_seconds=0))) == 1
 
 
 def test_finish_downloads_writes_batch_and_appends_event(store):
     _, ids = seeded(store, 3)
-    store.claim_downloads("w1", 3)
+    store.claim_downloads(DownloadClaim("w1", 3))
     assert store.finish_downloads("w1", [downloaded(i, c * 32) for i, c in zip(ids, "abc", strict=True)]) == 3
     rows = store.list_media(download_status="downloaded")
     assert len(rows) == 3
@@ -175,7 +177,7 @@ def test_finish_downloads_writes_batch_and_appends_event(store):
 
 def test_only_the_claim_owner_can_finish(store):
     _, [media_id] = seeded(store, 1)
-    store.claim_downloads("w1", 1)
+    store.claim_downloads(DownloadClaim("w1", 1))
     assert store.finish_downloads("intruder", [downloaded(media_id)]) == 0
     assert store.get_media(media_id)["download_status"] == "pending"
 
@@ -206,7 +208,7 @@ def test_concurrent_appends_lose_nothing(store):
 
 def _analysable(store, n: int) -> list[str]:
     _, ids = seeded(store, n)
-    store.claim_downloads("d", n)
+    store.claim_downloads(DownloadClaim("d", n))
     store.finish_downloads("d", [downloaded(i, f"{k:032x}") for k, i in enumerate(ids)])
     return ids
 
@@ -214,8 +216,8 @@ def _analysable(store, n: int) -> list[str]:
 def test_analysis_claim_is_exclusive_and_logs_started(store):
     ids = _analysable(store, 3)
     started = make_event("ai_analysis_started", model="m")
-    a = store.claim_analysis("w1", 2, ["not_started"], started)
-    b = store.claim_analysis("w2", 5, ["not_started"], started)
+    a = store.claim_analysis(AnalysisClaim("w1", 2, ["not_started"], started))
+    b = store.claim_analysis(AnalysisClaim("w2", 5, ["not_started"], started))
     assert len(a) == 2 and len(b) == 1
     assert {r["media_id"] for r in a + b} == set(ids)
     assert all(r["ai_analysis_status"] == "started" for r in a + b)
@@ -225,12 +227,12 @@ def test_analysis_claim_is_exclusive_and_logs_started(store):
 
 def test_analysis_needs_a_cached_file(store):
     seeded(store, 2)  # pending downloads only
-    assert store.claim_analysis("w1", 5, ["not_started"], make_event("ai_analysis_started")) == []
+    assert store.claim_analysis(AnalysisClaim("w1", 5, ["not_started"], make_event("ai_analysis_started"))) == []
 
 
 def test_finish_analysis_completed_and_failed(store):
     ids = _analysable(store, 2)
-    store.claim_analysis("w1", 2, ["not_started"], make_event("ai_analysis_started"))
+    store.claim_analysis(AnalysisClaim("w1", 2, ["not_started"], make_event("ai_analysis_started")))
     done = AnalysisOutcome(
         ids[0],
         "completed",
@@ -250,19 +252,19 @@ def test_finish_analysis_completed_and_failed(store):
     assert row["ai_analysis_status"] == "completed" and row["ai_prompt_tokens"] == 100
     assert row["ai_analyzed_at"] is not None
     assert store.get_media(ids[1])["ai_analysis_status"] == "failed"
-    assert store.claim_analysis("w2", 5, ["not_started"], make_event("ai_analysis_started")) == []
-    again = store.claim_analysis("w2", 5, ["not_started", "failed"], make_event("ai_analysis_started"))
+    assert store.claim_analysis(AnalysisClaim("w2", 5, ["not_started"], make_event("ai_analysis_started"))) == []
+    again = store.claim_analysis(AnalysisClaim("w2", 5, ["not_started", "failed"], make_event("ai_analysis_started")))
     assert [r["media_id"] for r in again] == [ids[1]]
 
 
 def test_expired_analysis_lease_is_reclaimed_and_old_owner_cannot_finish(store):
     [media_id] = _analysable(store, 1)
-    store.claim_analysis("crashed", 1, ["not_started"], make_event("ai_analysis_started"))
+    store.claim_analysis(AnalysisClaim("crashed", 1, ["not_started"], make_event("ai_analysis_started")))
     assert (
-        store.claim_analysis("w2", 1, ["not_started"], make_event("ai_analysis_started"), lease_seconds=3600)
+        store.claim_analysis(AnalysisClaim("w2", 1, ["not_started"], make_event("ai_analysis_started"), lease_seconds=3600))
         == []
     )
-    [row] = store.claim_analysis("w2", 1, ["not_started"], make_event("ai_analysis_started"), lease_seconds=0)
+    [row] = store.claim_analysis(AnalysisClaim("w2", 1, ["not_started"], make_event("ai_analysis_started"), lease_seconds=0))
     assert row["ai_claimed_by"] == "w2"
     late = AnalysisOutcome(
         media_id, "completed", make_event("ai_analysis_completed"), {"description": "late"}
@@ -331,7 +333,7 @@ def test_media_counts_by_status(store):
 
 def test_an_older_scrapes_url_does_not_requeue_a_failed_slot(store):
     post_id, [media_id] = seeded(store, 1)
-    store.claim_downloads("w1", 1)
+    store.claim_downloads(DownloadClaim("w1", 1))
     failure = DownloadOutcome(
         media_id, "failed", make_event("media_download_failed", "failed"), download_permanent=True
     )
@@ -340,3 +342,26 @@ def test_an_older_scrapes_url_does_not_requeue_a_failed_slot(store):
     row = store.get_media(media_id)
     assert (row["download_status"], row["download_permanent"]) == ("failed", True)
     assert row["media_url"].endswith("e=1764877600&t=a")
+
+
+def test_a_row_without_analysis_status_reads_and_claims_as_not_started(store):
+    # Other scripts may write NULL (the column is nullable with a default in the installation).
+    ids = _analysable(store, 2)
+    store.update_media(ids[0], {"ai_analysis_status": None})
+    assert store.media_counts()["by_ai_status"] == {"not_started": 2}
+    assert {r["media_id"] for r in store.list_media(ai_status="not_started")} == set(ids)
+    claimed = store.claim_analysis(AnalysisClaim("w1", 5, ["not_started"], make_event("ai_analysis_started")))
+    assert {r["media_id"] for r in claimed} == set(ids)
+
+
+def test_analysis_candidates_follow_the_claim_rule_and_claim_nothing(store):
+    ids = _analysable(store, 3)
+    post_id = store.get_media(ids[0])["post_id"]
+    store.upsert_media([slot(post_id, "/not-cached", position=9)])  # pending: never a candidate
+    [first] = store.claim_analysis(AnalysisClaim("w1", 1, ["not_started"], make_event("ai_analysis_started")))
+    candidates = store.analysis_candidates(["not_started"])
+    assert {r["media_id"] for r in candidates} == set(ids) - {first["media_id"]}
+    assert all(r["ai_analysis_status"] == "not_started" for r in candidates)
+    taken = store.claim_analysis(AnalysisClaim("w2", 5, ["not_started"], make_event("ai_analysis_started")))
+    assert [r["media_id"] for r in taken] == [r["media_id"] for r in candidates]
+    assert store.analysis_candidates(["not_started"], lease_seconds=0) != []  # expired leases count

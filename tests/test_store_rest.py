@@ -17,7 +17,7 @@ from postgrest.exceptions import APIError
 from devtools.postgrest_server import PostgrestTestServer
 from social_tui_media.jobs.backfill import backfill_media
 from social_tui_media.jobs.import_posts import extract_and_store_media, import_directory
-from social_tui_media.store.interface import PostRecord, SchemaMissing, StoreError, make_event
+from social_tui_media.store.interface import DownloadClaim, PostRecord, SchemaMissing, StoreError, make_event
 from social_tui_media.store.postgres import PostgresStore
 from social_tui_media.store.rest import RestStore, _store_error
 from supabase import create_client
@@ -73,9 +73,9 @@ def test_import_of_2500_posts_pages_past_the_row_cap(rest, tmp_path):
 
 def test_claims_larger_than_the_row_cap_return_every_claimed_row(rest, tmp_path):
     import_directory(rest, carousel_posts(tmp_path / "posts", 600))
-    claimed = rest.claim_downloads("w1", 5000)
+    claimed = rest.claim_downloads(DownloadClaim("w1", 5000))
     assert len(claimed) == len({r["media_id"] for r in claimed}) == 1200
-    assert rest.claim_downloads("w2", 5000) == []
+    assert rest.claim_downloads(DownloadClaim("w2", 5000)) == []
     assert rest.download_claimants() == ["w1"]
 
 
@@ -161,7 +161,7 @@ def test_rows_read_the_same_as_postgres_whatever_the_session_time_zone(pg_url, p
             directory.mkdir()
             (directory / source.name).write_text(source.read_text())
             import_directory(rest, directory)
-        [row] = rest.claim_downloads("w1", 1)
+        [row] = rest.claim_downloads(DownloadClaim("w1", 1))
         rest.update_media(
             row["media_id"],
             {"archive_url": "s3://b/k", "archived_at": "2025-11-25T01:02:03+00:00"},

@@ -6,6 +6,7 @@ import argparse
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from social_tui_media import __version__
 from social_tui_media.cli.output import (
     EXIT_ITEMS_FAILED,
     EXIT_OK,
@@ -26,6 +27,7 @@ from social_tui_media.store import open_store
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="manage_data.py", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     imp = sub.add_parser("import", help="import every *.json in DIR, then download its media")
     imp.add_argument("directory", metavar="DIR", help="directory of scraped post JSON files (or one file)")

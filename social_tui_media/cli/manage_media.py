@@ -14,11 +14,12 @@ from social_tui_media.logs import configure_logging
 from social_tui_media.media.cache import MediaCache
 from social_tui_media.settings import Settings, load_settings
 from social_tui_media.store import open_store
-from social_tui_media.store.interface import AI_STATUSES, DOWNLOAD_STATUSES, MediaStore, requeue_for_download
+from social_tui_media.store.interface import AI_STATUSES, DOWNLOAD_STATUSES, MediaStore
 
 if TYPE_CHECKING:  # the downloader (requests) loads only for commands that download
     pass
 
+from social_tui_media import __version__
 from social_tui_media.cli.output import (
     EXIT_ITEMS_FAILED,
     EXIT_OK,
@@ -33,10 +34,6 @@ from social_tui_media.cli.output import (
     warn,
 )
 from social_tui_media.cli.runs import download_with_progress, evict_if_needed
-
-# Parallel uploads to S3, like the aws CLI's default: the per-host cap MEDIA_MAX_CONCURRENT
-# protects the media CDN, not the archive, which is built for many concurrent requests.
-ARCHIVE_WORKERS = 10
 
 LIST_COLUMNS = [
     "media_id",
@@ -179,7 +176,7 @@ def cmd_backfill(args, settings: Settings, store: MediaStore) -> int:
 
 
 def cmd_analyze(args, settings: Settings, store: MediaStore) -> int:
-    from social_tui_media.jobs.analyze import analyze_pending, claim_statuses, eligible_rows
+    from social_tui_media.jobs.analyze import analyze_pending, claim_statuses, restore_evicted
     from social_tui_media.media.vision import make_client
 
     if args.status and args.status not in ("not_started", "failed", "completed"):
@@ -194,11 +191,13 @@ def cmd_analyze(args, settings: Settings, store: MediaStore) -> int:
         row = store.get_media(args.media_id)
         if row is None:
             raise UsageError(f"no media with id {args.media_id!r}")
-        if row.get("evicted_at") and not args.dry_run:  # bring the file back, from the archive first
-            requeue_for_download(store, media_ids)
-            download_with_progress(store, settings, media_ids=media_ids)
+        if not args.dry_run:
+            with progress_bar("restoring evicted files") as bar:
+                restored = restore_evicted(store, settings, media_ids, progress=bar)
+            for failure in restored.failures:
+                warn(failure)
     if args.dry_run:
-        rows = eligible_rows(store, statuses, media_ids)[: args.limit]
+        rows = store.analysis_candidates(statuses, media_ids)[: args.limit]
         console.print(f"would analyse {len(rows)} media with {settings.ai_model} (dry run: nothing sent)")
         for row in rows[:50]:
             console.print(f"  {row['media_id']}  {row['mime_type']}  {row['local_file_path']}")
@@ -227,26 +226,25 @@ def cmd_analyze(args, settings: Settings, store: MediaStore) -> int:
 
 
 def cmd_archive(args, settings: Settings, store: MediaStore) -> int:
-    from social_tui_media.jobs.archive import archivable_rows, archive_rows
+    from social_tui_media.jobs.archive import archivable_rows, archive_rows, plan_archive
     from social_tui_media.media.s3_archive import Archive
 
     if args.media_id and store.get_media(args.media_id) is None:
         raise UsageError(f"no media with id {args.media_id!r}")
     archive = Archive(settings)
     archive.check_access()  # no bucket, no credentials, missing bucket, denied: exit 2
-    rows = archivable_rows(store, post_id=args.post_id, media_id=args.media_id)
+    plan = plan_archive(store, archivable_rows(store, post_id=args.post_id, media_id=args.media_id))
     if args.dry_run:
-        report = archive_rows(store, archive, rows, dry_run=True)
-        total = sum(p["bytes"] for p in report.planned)
-        for plan in report.planned[:100]:
-            console.print(f"  {plan['media_id']}  {plan['bytes']:>12,} B  {plan['local_file_path']}")
+        for group in plan.upload[:100]:
+            first = group[0]
+            console.print(f"  {first['media_id']}  {first.get('file_size') or 0:>12,} B  {first['local_file_path']}")
         console.print(
-            f"would upload {len(report.planned)} files ({total:,} bytes) to s3://{archive.bucket}; "
-            f"{report.reused} rows would reuse an existing archive copy (dry run: nothing sent)"
+            f"would upload {len(plan.upload)} files ({plan.upload_bytes:,} bytes) to s3://{archive.bucket}; "
+            f"{plan.rows_reusing} rows would reuse an existing archive copy (dry run: nothing sent)"
         )
         return EXIT_OK
     with progress_bar(f"archiving to s3://{archive.bucket}") as bar:
-        report = archive_rows(store, archive, rows, workers=ARCHIVE_WORKERS, progress=bar)
+        report = archive_rows(store, archive, plan, progress=bar)
     for failure in report.failures[:20]:
         warn(failure)
     show(
@@ -324,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="manage_media.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("list", help="list media rows")
@@ -415,6 +414,7 @@ def backfill_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="backfill_media.py", description="Create media rows for stored posts that have none."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     add_backfill_arguments(parser)
     args = parser.parse_args(argv)
     args.command = "backfill"

@@ -3,7 +3,7 @@ Shared by both CLIs."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from social_tui_media.cli.output import console, progress_bar, warn
 from social_tui_media.jobs.evict import EvictionReport, evict_lru
@@ -12,29 +12,15 @@ from social_tui_media.settings import Settings
 from social_tui_media.store.interface import MediaStore
 
 if TYPE_CHECKING:  # the downloader (requests) loads only for commands that download
-    from social_tui_media.jobs.download import DownloadReport, MediaFeed
+    from social_tui_media.jobs.download import DownloadReport
 
 
-def download_with_progress(
-    store: MediaStore,
-    settings: Settings,
-    media_ids: list[str] | MediaFeed | None = None,
-    retry_failed: bool = False,
-    limit: int | None = None,
-    workers: int | None = None,
-) -> DownloadReport:
+def download_with_progress(store: MediaStore, settings: Settings, **options: Any) -> DownloadReport:
+    """`jobs.download.download_pending` with a progress bar; its options pass through."""
     from social_tui_media.jobs.download import download_pending
 
     with progress_bar("downloading media") as bar:
-        report = download_pending(
-            store,
-            settings,
-            media_ids=media_ids,
-            retry_failed=retry_failed,
-            limit=limit,
-            workers=workers,
-            progress=bar,
-        )
+        report = download_pending(store, settings, progress=bar, **options)
     for failure in report.failures[:20]:
         warn(failure)
     if len(report.failures) > 20:

@@ -11,10 +11,18 @@ from pathlib import Path
 from typing import Any
 
 from social_tui_media.jobs import Progress
+from social_tui_media.jobs.download import DownloadReport, download_pending
 from social_tui_media.media.vision import AnalysisError, RetryPolicy, analyze_media, make_client
 from social_tui_media.settings import Settings
 from social_tui_media.store.claims import worker_id
-from social_tui_media.store.interface import ANALYSIS_LEASE_SECONDS, AnalysisOutcome, MediaStore, make_event
+from social_tui_media.store.interface import (
+    ANALYSIS_LEASE_SECONDS,
+    AnalysisClaim,
+    AnalysisOutcome,
+    MediaStore,
+    make_event,
+    requeue_for_download,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,19 +62,15 @@ def claim_statuses(retry_failed: bool = False, force: bool = False) -> list[str]
     return statuses
 
 
-def eligible_rows(store: MediaStore, statuses: list[str], media_ids: list[str] | None) -> list[dict]:
-    """Rows a run would analyse now (for --dry-run): cached, in one of the statuses."""
-    rows = (
-        store.list_media(media_ids=media_ids) if media_ids else store.list_media(download_status="downloaded")
-    )
-    return [
-        r
-        for r in rows
-        if r["download_status"] == "downloaded"
-        and not r.get("evicted_at")
-        and r.get("local_file_path")
-        and r["ai_analysis_status"] in statuses
-    ]
+def restore_evicted(
+    store: MediaStore, settings: Settings, media_ids: list[str], progress: Progress | None = None
+) -> DownloadReport:
+    """Bring back the evicted files of these rows (from the archive first) so they can be analysed."""
+    evicted = [r["media_id"] for r in store.list_media(media_ids=media_ids) if r.get("evicted_at")]
+    if not evicted:
+        return DownloadReport()
+    requeue_for_download(store, evicted)
+    return download_pending(store, settings, media_ids=evicted, progress=progress)
 
 
 def _thumbnail_for(store: MediaStore, row: dict) -> Path | None:
@@ -171,7 +175,7 @@ def _claimer(store, statuses, media_ids, limit, lease_seconds, model):
     left = [limit if limit is not None else float("inf")]
     fixed = None
     if set(statuses) != {"not_started"}:
-        fixed = iter(media_ids or [r["media_id"] for r in eligible_rows(store, statuses, None)])
+        fixed = iter(media_ids or [r["media_id"] for r in store.analysis_candidates(statuses, None, lease_seconds)])
 
     def claim(me: str) -> dict | None:
         while True:
@@ -185,7 +189,7 @@ def _claimer(store, statuses, media_ids, limit, lease_seconds, model):
                         return None
                 left[0] -= 1
             event = make_event("ai_analysis_started", model=model)
-            rows = store.claim_analysis(me, 1, statuses, event, ids, lease_seconds)
+            rows = store.claim_analysis(AnalysisClaim(me, 1, statuses, event, ids, lease_seconds))
             if rows:
                 return rows[0]
             if fixed is None:

@@ -7,7 +7,7 @@ copy without a request, and a row gets `archive_url` only after the object was v
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +19,9 @@ from social_tui_media.store.interface import MediaStore, make_event
 from social_tui_media.store.rows import utc_now
 
 log = logging.getLogger(__name__)
+# Parallel uploads to S3, like the aws CLI's default: the per-host cap MEDIA_MAX_CONCURRENT
+# protects the media CDN, not the archive, which is built for many concurrent requests.
+UPLOAD_WORKERS = 10
 
 
 @dataclass
@@ -28,7 +31,22 @@ class ArchiveReport:
     failed: int = 0
     bytes: int = 0
     failures: list[str] = field(default_factory=list)
-    planned: list[dict] = field(default_factory=list)  # --dry-run: one entry per file to upload
+
+
+@dataclass
+class ArchivePlan:
+    """What archiving some rows takes: rows whose bytes are archived already, files to upload."""
+
+    reuse: list[tuple[str, list[dict]]] = field(default_factory=list)  # (archive_url, rows)
+    upload: list[list[dict]] = field(default_factory=list)  # rows sharing one file's bytes
+
+    @property
+    def rows_reusing(self) -> int:
+        return sum(len(rows) for _, rows in self.reuse)
+
+    @property
+    def upload_bytes(self) -> int:
+        return sum(group[0].get("file_size") or 0 for group in self.upload)
 
 
 def archivable_rows(store: MediaStore, post_id: str | None = None, media_id: str | None = None) -> list[dict]:
@@ -66,79 +84,70 @@ def _record(store: MediaStore, rows: list[dict], obj: ArchivedObject, reused: bo
         )
 
 
-def archive_rows(
-    store: MediaStore,
-    archive: Archive,
-    rows: list[dict],
-    *,
-    workers: int = 5,
-    dry_run: bool = False,
-    progress: Progress | None = None,
-) -> ArchiveReport:
-    """Upload each distinct file once, verified; rows whose bytes are archived already reuse it."""
-    report = ArchiveReport()
+def plan_archive(store: MediaStore, rows: list[dict]) -> ArchivePlan:
+    """Group rows by their bytes; bytes with an archive copy already are reused, not re-sent."""
     groups: dict[str, list[dict]] = {}
     for row in rows:
         groups.setdefault(row["md5_sum"], []).append(row)
-    to_upload: list[list[dict]] = []
+    plan = ArchivePlan()
     for md5_sum, group in groups.items():
         existing = store.find_archived_copy(md5_sum)
         if existing:
-            key = parse_s3_url(existing)[1]
-            if not dry_run:
-                _record(
-                    store,
-                    group,
-                    ArchivedObject(existing, key, group[0].get("file_size") or 0, True, True),
-                    True,
-                )
-            report.reused += len(group)
+            plan.reuse.append((existing, group))
         else:
-            to_upload.append(group)
-    if dry_run:
-        report.planned = [
-            {
-                "media_id": g[0]["media_id"],
-                "local_file_path": g[0]["local_file_path"],
-                "bytes": g[0].get("file_size") or 0,
-                "rows": len(g),
-            }
-            for g in to_upload
-        ]
-        return report
+            plan.upload.append(group)
+    return plan
+
+
+def archive_rows(
+    store: MediaStore,
+    archive: Archive,
+    plan: ArchivePlan,
+    *,
+    workers: int = UPLOAD_WORKERS,
+    progress: Progress | None = None,
+) -> ArchiveReport:
+    """Carry out a plan: point reusing rows at their copy, upload each other file once, verified."""
+    report = ArchiveReport()
+    for s3_url, group in plan.reuse:
+        copy = ArchivedObject(s3_url, parse_s3_url(s3_url)[1], group[0].get("file_size") or 0, True, True)
+        _record(store, group, copy, reused=True)
+        report.reused += len(group)
     if progress:
-        progress.add_total(len(to_upload))
+        progress.add_total(len(plan.upload))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="archive") as pool:
-        futures = {
-            pool.submit(
-                archive.upload,
-                Path(g[0]["local_file_path"]),
-                g[0]["media_id"],
-                g[0]["md5_sum"],
-                _extension(g[0]),
-                check_existing=False,  # the store knows these bytes have no archive copy yet
-            ): g
-            for g in to_upload
-        }
+        futures = {pool.submit(_upload, archive, group): group for group in plan.upload}
         for future in as_completed(futures):
-            group = futures[future]
-            try:
-                obj = future.result()
-            except (ArchiveError, OSError) as error:
-                report.failed += len(group)
-                for row in group:
-                    report.failures.append(f"{row['media_id']}: {error}")
-                    log.warning("archive failed: %s", error, extra={"media_id": row["media_id"]})
-                if progress:
-                    progress.advance(1, 0)
-                continue
-            _record(store, group, obj, obj.reused)
-            report.uploaded += 0 if obj.reused else 1
-            report.reused += len(group) - (0 if obj.reused else 1)
-            report.bytes += 0 if obj.reused else obj.bytes
+            sent = _settle(store, future, futures[future], report)
             if progress:
-                progress.advance(1, obj.bytes)
+                progress.advance(1, sent)
     return report
+
+
+def _upload(archive: Archive, group: list[dict]) -> ArchivedObject:
+    first = group[0]
+    return archive.upload(
+        Path(first["local_file_path"]), first["media_id"], first["md5_sum"], _extension(first),
+        check_existing=False,  # the store knows these bytes have no archive copy yet
+    )  # fmt: skip
+
+
+def _settle(store: MediaStore, future: Future, group: list[dict], report: ArchiveReport) -> int:
+    """Record one upload's outcome on its rows; returns the bytes it sent."""
+    try:
+        obj = future.result()
+    except (ArchiveError, OSError) as error:
+        report.failed += len(group)
+        for row in group:
+            report.failures.append(f"{row['media_id']}: {error}")
+            log.warning("archive failed: %s", error, extra={"media_id": row["media_id"]})
+        return 0
+    _record(store, group, obj, obj.reused)
+    report.uploaded += 0 if obj.reused else 1
+    report.reused += len(group) - (0 if obj.reused else 1)
+    sent = 0 if obj.reused else obj.bytes
+    report.bytes += sent
+    return sent
 
 
 def archive_restorer(settings: Settings, archive: Archive | None = None):

@@ -21,7 +21,7 @@ from social_tui_media.media.cache import CachedMedia, MediaCache, MediaRejected
 from social_tui_media.media.fetch import Fetcher, FetchError, FetchPolicy, redact_url
 from social_tui_media.settings import Settings
 from social_tui_media.store.claims import is_dead_local_worker, worker_id
-from social_tui_media.store.interface import DownloadOutcome, MediaStore, make_event
+from social_tui_media.store.interface import DownloadClaim, DownloadOutcome, MediaStore, make_event
 
 log = logging.getLogger(__name__)
 
@@ -206,14 +206,16 @@ def download_pending(
     workers = workers or settings.max_concurrent
     own_fetcher = fetcher is None
     fetcher = fetcher or Fetcher(FetchPolicy.from_settings(settings), settings.max_concurrent)
-    downloader = Downloader(cache, fetcher, restorer)
-    me = worker_id()
     dead = [c for c in store.download_claimants() if is_dead_local_worker(c)]
     if dead:
         log.info("taking over %d claims of processes that are gone", len(dead))
+    run = _Run(
+        store, Downloader(cache, fetcher, restorer), worker_id(), dead, feed, retry_failed, limit,
+        workers, progress, report,
+    )  # fmt: skip
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="download") as pool:
-            _run(store, pool, downloader, me, dead, feed, retry_failed, limit, workers, progress, report)
+            run.execute(pool)
     finally:
         if own_fetcher:
             fetcher.close()
@@ -229,60 +231,75 @@ def archive_restorer_for(settings: Settings) -> Restorer | None:
     return archive_restorer(settings)
 
 
-def _claim_next(store, me, dead, feed, retry_failed, want, wait_for_feed):
-    """The next rows to fetch; None when there is nothing left to claim at all.
+@dataclass
+class _Run:
+    """One download run's fixed parts: who claims, what it may claim, where results go."""
 
-    Without a feed, any claimable row. With one, only the ids it hands out, a window at a
-    time: each claim stays small whatever the import's size, and downloads start while the
-    import is still writing later batches.
-    """
-    if feed is None:
-        return store.claim_downloads(me, want, retry_failed, dead, None) or None
-    window = feed.take(want, FLUSH_SECONDS if wait_for_feed else 0.0)
-    if window is None:
-        return None
-    return store.claim_downloads(me, len(window), retry_failed, dead, window) if window else []
+    store: MediaStore
+    downloader: Downloader
+    worker: str
+    dead_workers: list[str]
+    feed: MediaFeed | None
+    retry_failed: bool
+    limit: int | None
+    workers: int
+    progress: Progress | None
+    report: DownloadReport
 
+    def claim_next(self, want: int, wait_for_feed: bool) -> list[dict] | None:
+        """The next rows to fetch; None when there is nothing left to claim at all.
 
-def _run(store, pool, downloader, me, dead, feed, retry_failed, limit, workers, progress, report):
-    inflight: dict[Future, list[dict]] = {}
-    outcomes: list[DownloadOutcome] = []
-    attempted: set[str] = set()
-    remaining = limit if limit is not None else float("inf")
-    exhausted = False
-    last_flush = time.monotonic()
-    while True:
-        while not exhausted and remaining > 0 and len(inflight) < workers * 2:
-            rows = _claim_next(
-                store, me, dead, feed, retry_failed, int(min(CLAIM_BATCH, remaining)), not inflight
-            )
-            if rows is None:
-                exhausted = True
-                break
-            fresh = [r for r in rows if r["media_id"] not in attempted]
-            if not fresh:
-                if feed is None:
-                    exhausted = True  # only rows this run already tried are left
-                break
-            remaining -= len(fresh)
-            attempted.update(r["media_id"] for r in fresh)
-            if progress:
-                progress.add_total(len(fresh))
-            for group in _group_by_slot(fresh):
-                inflight[pool.submit(downloader.obtain, group)] = group
-        if not inflight:
-            if exhausted or remaining <= 0:
-                break
-            continue  # the feed is still open: the next take waits for it
-        done, _ = wait(inflight, timeout=FLUSH_SECONDS, return_when=FIRST_COMPLETED)
-        for future in done:
-            group = inflight.pop(future)
-            outcomes += _settle(future, group, report, progress)
-        if outcomes and (len(outcomes) >= FLUSH_EVERY or time.monotonic() - last_flush >= FLUSH_SECONDS):
-            store.finish_downloads(me, outcomes)
-            outcomes, last_flush = [], time.monotonic()
-    if outcomes:
-        store.finish_downloads(me, outcomes)
+        Without a feed, any claimable row. With one, only the ids it hands out, a window at a
+        time: each claim stays small whatever the import's size, and downloads start while the
+        import is still writing later batches.
+        """
+        if self.feed is None:
+            return self.store.claim_downloads(self._claim(want, None)) or None
+        window = self.feed.take(want, FLUSH_SECONDS if wait_for_feed else 0.0)
+        if window is None:
+            return None
+        return self.store.claim_downloads(self._claim(len(window), window)) if window else []
+
+    def _claim(self, limit: int, media_ids: list[str] | None) -> DownloadClaim:
+        return DownloadClaim(self.worker, limit, self.retry_failed, self.dead_workers, media_ids)
+
+    def execute(self, pool: ThreadPoolExecutor) -> None:
+        """Keep the pool fed with claimed slot groups; write outcomes back in batches."""
+        inflight: dict[Future, list[dict]] = {}
+        outcomes: list[DownloadOutcome] = []
+        attempted: set[str] = set()
+        remaining = self.limit if self.limit is not None else float("inf")
+        exhausted = False
+        last_flush = time.monotonic()
+        while True:
+            while not exhausted and remaining > 0 and len(inflight) < self.workers * 2:
+                rows = self.claim_next(int(min(CLAIM_BATCH, remaining)), not inflight)
+                if rows is None:
+                    exhausted = True
+                    break
+                fresh = [r for r in rows if r["media_id"] not in attempted]
+                if not fresh:
+                    if self.feed is None:
+                        exhausted = True  # only rows this run already tried are left
+                    break
+                remaining -= len(fresh)
+                attempted.update(r["media_id"] for r in fresh)
+                if self.progress:
+                    self.progress.add_total(len(fresh))
+                for group in _group_by_slot(fresh):
+                    inflight[pool.submit(self.downloader.obtain, group)] = group
+            if not inflight:
+                if exhausted or remaining <= 0:
+                    break
+                continue  # the feed is still open: the next take waits for it
+            done, _ = wait(inflight, timeout=FLUSH_SECONDS, return_when=FIRST_COMPLETED)
+            for future in done:
+                outcomes += _settle(future, inflight.pop(future), self.report, self.progress)
+            if outcomes and (len(outcomes) >= FLUSH_EVERY or time.monotonic() - last_flush >= FLUSH_SECONDS):
+                self.store.finish_downloads(self.worker, outcomes)
+                outcomes, last_flush = [], time.monotonic()
+        if outcomes:
+            self.store.finish_downloads(self.worker, outcomes)
 
 
 def _settle(future: Future, group: list[dict], report: DownloadReport, progress) -> list[DownloadOutcome]:

@@ -9,7 +9,6 @@ after DNS, not its Content-Length, not its Content-Type.
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import hashlib
 import ipaddress
 import logging
@@ -22,7 +21,6 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +34,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 from urllib3.util.connection import allowed_gai_family
 
+from social_tui_media.media.retry_after import retry_after_seconds
 from social_tui_media.media.sniff import looks_like_html
 
 if TYPE_CHECKING:
@@ -392,22 +391,6 @@ def _is_encoded(resp: requests.Response) -> bool:
     return resp.headers.get("Content-Encoding", "").strip().lower() not in ("", "identity")
 
 
-def _parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 def _root_cause(exc: BaseException) -> str:
     """A short description of what went wrong on the wire, without any URL in it."""
     seen = set()
@@ -642,7 +625,7 @@ class Fetcher:
         status = resp.status_code
         retry_after = None
         if status in (429, 503):
-            retry_after = _parse_retry_after(resp.headers.get("Retry-After"))
+            retry_after = retry_after_seconds(resp.headers)
         _release(resp)
         reason = f" {resp.reason}" if resp.reason else ""
         return FetchError(

@@ -7,7 +7,6 @@ module turns one file into a validated `AnalysisResult` or raises one named exce
 from __future__ import annotations
 
 import base64
-import email.utils
 import io
 import json
 import logging
@@ -17,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ import openai
 import tenacity
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from social_tui_media.media.retry_after import retry_after_seconds
 from social_tui_media.settings import ConfigError, Settings
 
 try:  # HEIC/AVIF photos from phones; optional at import time.
@@ -218,7 +217,11 @@ def _video_timestamps(duration_s: float, count: int) -> list[float]:
 
 def _video_frames(path: Path, count: int) -> list[Image.Image]:
     """Up to `count` distinct frames spread over the video; [] when none can be decoded."""
-    import av  # PyAV bundles FFmpeg; imported lazily so image-only callers skip its load time.
+    try:  # PyAV bundles FFmpeg; imported lazily so image-only callers skip its load time.
+        import av
+    except ImportError:  # the `video` extra is not installed: the thumbnail stands in
+        logger.warning("PyAV is not installed (pip install 'social-tui-media[video]'); no video frames")
+        return []
 
     images: list[Image.Image] = []
     try:
@@ -369,34 +372,6 @@ def _build_messages(mime_type: str, data_urls: list[str]) -> list[dict[str, Any]
     ]
 
 
-def _retry_after_seconds(exc: BaseException) -> float | None:
-    """The server's Retry-After (or retry-after-ms) in seconds, if it sent one."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms:
-        try:
-            return max(0.0, float(raw_ms) / 1000)
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, openai.APIConnectionError):  # includes timeouts
         return True
@@ -413,7 +388,7 @@ def _wait_strategy(policy: RetryPolicy) -> Callable[[tenacity.RetryCallState], f
 
     def wait(state: tenacity.RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        retry_after = _retry_after_seconds(exc) if exc is not None else None
+        retry_after = retry_after_seconds(getattr(getattr(exc, "response", None), "headers", None))
         if retry_after is not None and math.isfinite(retry_after):
             return min(retry_after, policy.max_delay)
         return min(backoff(state), policy.max_delay)

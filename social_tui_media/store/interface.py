@@ -6,6 +6,7 @@ Never imports a back end: `social_tui_media.store.open_store` chooses one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -94,6 +95,31 @@ class AnalysisOutcome:
     cost_usd: float = 0.0
 
 
+@dataclass(frozen=True)
+class DownloadClaim:
+    """Which pending slots a download worker asks for: up to `limit`, transient failures too
+    (permanent ones with `retry_failed`), taking over expired leases and dead owners' claims."""
+
+    worker: str
+    limit: int
+    retry_failed: bool = False
+    dead_workers: tuple[str, ...] | list[str] = ()
+    media_ids: list[str] | None = None  # only these rows
+    lease_seconds: int = DOWNLOAD_LEASE_SECONDS
+
+
+@dataclass(frozen=True)
+class AnalysisClaim:
+    """Which cached rows an analysis worker asks for, and the event logged on each it takes."""
+
+    worker: str
+    limit: int
+    statuses: list[str]
+    event: dict
+    media_ids: list[str] | None = None
+    lease_seconds: int = ANALYSIS_LEASE_SECONDS
+
+
 @dataclass
 class RunCounts:
     posts_processed: int = 0
@@ -129,27 +155,19 @@ class MediaStore(Protocol):
 
     def download_claimants(self) -> list[str]: ...
 
-    def claim_downloads(
-        self,
-        worker: str,
-        limit: int,
-        retry_failed: bool = False,
-        dead_workers: list[str] | None = None,
-        media_ids: list[str] | None = None,
-        lease_seconds: int = DOWNLOAD_LEASE_SECONDS,
-    ) -> list[dict]: ...
+    def claim_downloads(self, claim: DownloadClaim) -> list[dict]: ...
 
     def finish_downloads(self, worker: str, outcomes: list[DownloadOutcome]) -> int: ...
 
-    def claim_analysis(
+    def claim_analysis(self, claim: AnalysisClaim) -> list[dict]: ...
+
+    def analysis_candidates(
         self,
-        worker: str,
-        limit: int,
         statuses: list[str],
-        event: dict,
         media_ids: list[str] | None = None,
         lease_seconds: int = ANALYSIS_LEASE_SECONDS,
-    ) -> list[dict]: ...
+    ) -> list[dict]:
+        """What `claim_analysis` would take now (the same rule), in claim order; claims nothing."""
 
     def finish_analysis(self, worker: str, outcome: AnalysisOutcome) -> bool: ...
 
@@ -185,6 +203,35 @@ def media_filters(
     """The `column = value` conditions of a `list_media` call, for every back end."""
     pairs = (("post_id", post_id), ("download_status", download_status), ("ai_analysis_status", ai_status))
     return [(column, value) for column, value in pairs if value is not None]
+
+
+def post_payloads(records: list[PostRecord], new_post_id: Callable[[], str]) -> list[dict]:
+    """The `posts` rows to upsert, one per URN (ON CONFLICT may touch a row once per statement:
+    a URN seen twice keeps its last record); `post_id` is used only for a new post."""
+    unique = {r.urn: {"post_id": new_post_id(), **vars(r)} for r in records}  # shallow: raw_json is big
+    return list(unique.values())
+
+
+def upserted_in_input_order(rows: list[MediaSlotRow], result: list[dict]) -> list[UpsertedMedia]:
+    """Map an upsert's returned (post_id, slot_key, media_id, inserted) rows back to the input."""
+    by_slot = {(r["post_id"], r["slot_key"]): r for r in result}
+    return [
+        UpsertedMedia(
+            by_slot[(r.post_id, r.slot_key)]["media_id"], r.post_id, r.slot_key,
+            by_slot[(r.post_id, r.slot_key)]["inserted"],
+        )
+        for r in rows
+    ]  # fmt: skip
+
+
+def download_claim_order(row: dict) -> tuple:
+    """The order claimed downloads are fetched in: the soonest-expiring signed URL first."""
+    return (row["url_expires_at"] is None, row["url_expires_at"] or "", row["created_at"], row["position"])
+
+
+def analysis_claim_order(row: dict) -> tuple:
+    """The order rows are analysed in: oldest first."""
+    return (row["created_at"], row["media_id"])
 
 
 def media_order(row: dict) -> tuple:

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 from psycopg.rows import tuple_row
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "supabase" / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "schema" / "migrations"  # supabase/migrations links here
 log = logging.getLogger(__name__)
 
 

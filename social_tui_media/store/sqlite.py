@@ -14,22 +14,26 @@ from pathlib import Path
 from social_tui_media.ids import PREFIX_POST, PREFIX_RUN, generate_aws_id
 from social_tui_media.store.interface import (
     ANALYSIS_LEASE_SECONDS,
-    DOWNLOAD_LEASE_SECONDS,
+    AnalysisClaim,
     AnalysisOutcome,
+    DownloadClaim,
     DownloadOutcome,
     MediaSlotRow,
     PostRecord,
     RunCounts,
     StoreError,
     UpsertedMedia,
+    download_claim_order,
     media_filters,
     media_order,
 )
 from social_tui_media.store.rows import normalize_row, parse_log, to_iso, utc_now
 
-SCHEMA_FILE = Path(__file__).with_name("sqlite_schema.sql")
+SCHEMA_FILE = Path(__file__).resolve().parent / "schema" / "sqlite.sql"
 JSON_COLUMNS = ("raw_json", "stats_json", "payload", "ai_analysis", "ai_analysis_log")
 CHUNK = 500  # rows per statement batch; well under SQLite's variable limit
+# Columns read through the same rule as the SQL functions (media_ai_status): NULL is not_started.
+_COLUMN_READ = {"ai_analysis_status": "coalesce(ai_analysis_status, 'not_started')"}
 
 
 def _cutoff(lease_seconds: int) -> str:
@@ -216,7 +220,7 @@ class SQLiteStore:
         media_ids: list[str] | None = None,
     ) -> list[dict]:
         conditions = media_filters(post_id, download_status, ai_status)
-        where = [f"{column} = ?" for column, _ in conditions]
+        where = [f"{_COLUMN_READ.get(column, column)} = ?" for column, _ in conditions]
         params: list = [value for _, value in conditions]
         if media_ids is not None:
             if not media_ids:
@@ -242,17 +246,10 @@ class SQLiteStore:
         )
         return [r["download_claimed_by"] for r in rows]
 
-    def claim_downloads(
-        self,
-        worker: str,
-        limit: int,
-        retry_failed: bool = False,
-        dead_workers: list[str] | None = None,
-        media_ids: list[str] | None = None,
-        lease_seconds: int = DOWNLOAD_LEASE_SECONDS,
-    ) -> list[dict]:
-        dead = list(dead_workers or [])
-        params: list = [int(retry_failed), _cutoff(lease_seconds), *dead]
+    def claim_downloads(self, claim: DownloadClaim) -> list[dict]:
+        worker, limit, media_ids = claim.worker, claim.limit, claim.media_ids
+        dead = list(claim.dead_workers)
+        params: list = [int(claim.retry_failed), _cutoff(claim.lease_seconds), *dead]
         id_clause = ""
         if media_ids is not None:
             id_clause = f"AND media_id IN ({','.join('?' * len(media_ids))})" if media_ids else "AND 0"
@@ -279,9 +276,8 @@ class SQLiteStore:
                 f"UPDATE post_media SET download_claimed_by=?, download_claimed_at=? WHERE media_id IN ({marks})",
                 [worker, utc_now(), *picked],
             )
-            rows = conn.execute(f"SELECT * FROM post_media WHERE media_id IN ({marks})", picked).fetchall()
-        order = {media_id: i for i, media_id in enumerate(picked)}
-        return sorted((normalize_row(dict(r)) for r in rows), key=lambda r: order[r["media_id"]])
+            rows = self._by_ids(conn, picked)
+        return sorted(rows, key=download_claim_order)
 
     def finish_downloads(self, worker: str, outcomes: list[DownloadOutcome]) -> int:
         now = utc_now()
@@ -320,52 +316,70 @@ class SQLiteStore:
 
     # analysis ---------------------------------------------------------------------------
 
-    def claim_analysis(
+    def claim_analysis(self, claim: AnalysisClaim) -> list[dict]:
+        now = utc_now()
+        with self._transaction() as conn:
+            picked = self._analysis_claimable(conn, claim.statuses, claim.media_ids, claim.lease_seconds, claim.limit)
+            for row in picked:
+                log = json.dumps(parse_log(row["ai_analysis_log"]) + [claim.event])
+                conn.execute(
+                    """UPDATE post_media SET ai_analysis_status='started', ai_claimed_by=?,
+                           ai_claimed_at=?, ai_analysis_log=?, updated_at=? WHERE media_id=?""",
+                    (claim.worker, now, log, now, row["media_id"]),
+                )
+            rows = self._by_ids(conn, [r["media_id"] for r in picked])
+        return rows
+
+    def analysis_candidates(
         self,
-        worker: str,
-        limit: int,
         statuses: list[str],
-        event: dict,
         media_ids: list[str] | None = None,
         lease_seconds: int = ANALYSIS_LEASE_SECONDS,
     ) -> list[dict]:
-        if not statuses:
+        with self._lock:
+            return [normalize_row(dict(r)) for r in self._analysis_claimable(self._conn, statuses, media_ids, lease_seconds)]
+
+    @staticmethod
+    def _analysis_claimable(
+        conn: sqlite3.Connection,
+        statuses: list[str],
+        media_ids: list[str] | None,
+        lease_seconds: int,
+        limit: int = -1,
+    ) -> list[sqlite3.Row]:
+        """The one rule for which rows analysis may take (the twin of media_analysis_claimable):
+        a cached file, and a status the run asks for, or `started` under an expired lease."""
+        if not statuses or media_ids == []:
             return []
         params: list = [*statuses, _cutoff(lease_seconds)]
         id_clause = ""
         if media_ids is not None:
-            id_clause = f"AND media_id IN ({','.join('?' * len(media_ids))})" if media_ids else "AND 0"
+            id_clause = f"AND media_id IN ({','.join('?' * len(media_ids))})"
             params += media_ids
-        now = utc_now()
-        with self._transaction() as conn:
-            picked = conn.execute(
-                f"""SELECT media_id, ai_analysis_log FROM post_media
-                     WHERE download_status = 'downloaded' AND evicted_at IS NULL
-                       AND local_file_path IS NOT NULL
-                       AND (ai_analysis_status IN ({",".join("?" * len(statuses))})
-                            OR (ai_analysis_status = 'started'
-                                AND (ai_claimed_at IS NULL OR ai_claimed_at < ?)))
-                       {id_clause}
-                     ORDER BY created_at, media_id LIMIT ?""",
-                params + [limit],
-            ).fetchall()
-            for row in picked:
-                conn.execute(
-                    """UPDATE post_media SET ai_analysis_status='started', ai_claimed_by=?,
-                           ai_claimed_at=?, ai_analysis_log=?, updated_at=? WHERE media_id=?""",
-                    (
-                        worker,
-                        now,
-                        json.dumps(parse_log(row["ai_analysis_log"]) + [event]),
-                        now,
-                        row["media_id"],
-                    ),
-                )
-            ids = [r["media_id"] for r in picked]
-            rows = conn.execute(
-                f"SELECT * FROM post_media WHERE media_id IN ({','.join('?' * len(ids))})", ids
-            ).fetchall()
-        return sorted((normalize_row(dict(r)) for r in rows), key=lambda r: ids.index(r["media_id"]))
+        return conn.execute(
+            f"""SELECT * FROM post_media
+                 WHERE download_status = 'downloaded' AND evicted_at IS NULL
+                   AND local_file_path IS NOT NULL
+                   AND (coalesce(ai_analysis_status, 'not_started') IN ({",".join("?" * len(statuses))})
+                        OR (ai_analysis_status = 'started'
+                            AND (ai_claimed_at IS NULL OR ai_claimed_at < ?)))
+                   {id_clause}
+                 ORDER BY created_at, media_id LIMIT ?""",
+            params + [limit],
+        ).fetchall()
+
+    @staticmethod
+    def _by_ids(conn: sqlite3.Connection, media_ids: list[str]) -> list[dict]:
+        """Rows by id, in the order of the ids."""
+        if not media_ids:
+            return []
+        found = {
+            r["media_id"]: normalize_row(dict(r))
+            for r in conn.execute(
+                f"SELECT * FROM post_media WHERE media_id IN ({','.join('?' * len(media_ids))})", media_ids
+            )
+        }
+        return [found[m] for m in media_ids if m in found]
 
     def finish_analysis(self, worker: str, outcome: AnalysisOutcome) -> bool:
         now = utc_now()
@@ -472,6 +486,6 @@ def _counts(conn: sqlite3.Connection) -> dict:
     counts["posts_total"] = conn.execute("SELECT count(*) FROM posts").fetchone()[0]
     for column, key in (("download_status", "by_download_status"), ("ai_analysis_status", "by_ai_status")):
         counts[key] = dict(
-            conn.execute(f"SELECT {column}, count(*) FROM post_media GROUP BY {column}").fetchall()
+            conn.execute(f"SELECT {_COLUMN_READ.get(column, column)}, count(*) FROM post_media GROUP BY 1").fetchall()
         )
     return counts

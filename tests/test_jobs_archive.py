@@ -15,7 +15,7 @@ import boto3
 import pytest
 import requests
 
-from social_tui_media.jobs.archive import archivable_rows, archive_rows
+from social_tui_media.jobs.archive import archivable_rows, archive_rows, plan_archive
 from social_tui_media.jobs.download import download_pending
 from social_tui_media.jobs.evict import evict_lru
 from social_tui_media.jobs.import_posts import import_directory
@@ -102,7 +102,7 @@ def test_archive_all_uploads_each_file_once_verified_and_rerun_makes_no_put(
         assert event["event"] == "media_archived" and event["details"]["verified"] is True
         assert event["details"]["key"] == key
     archive, puts = counting_archive(s3_settings)
-    report = archive_rows(store, archive, archivable_rows(store))
+    report = archive_rows(store, archive, plan_archive(store, archivable_rows(store)))
     assert puts == [] and report.uploaded == 0
     again = manage(s3_env, "archive", "--all", cwd=tmp_path)
     assert again.returncode == 0 and len(s3.list_objects_v2(Bucket=bucket)["Contents"]) == 12
@@ -114,9 +114,9 @@ def test_content_archived_under_another_row_is_reused(store, s3_settings, sample
     first = next(r for r in rows if "DECA26941BC5187" in r["slot_key"])
     twin = next(r for r in rows if "DBC469CC94C4B47" in r["slot_key"])
     archive, puts = counting_archive(s3_settings)
-    archive_rows(store, archive, archivable_rows(store, media_id=first["media_id"]))
+    archive_rows(store, archive, plan_archive(store, archivable_rows(store, media_id=first["media_id"])))
     assert len(puts) == 1
-    report = archive_rows(store, archive, archivable_rows(store, media_id=twin["media_id"]))
+    report = archive_rows(store, archive, plan_archive(store, archivable_rows(store, media_id=twin["media_id"])))
     assert len(puts) == 1 and report.reused == 1
     assert (
         store.get_media(twin["media_id"])["archive_url"] == store.get_media(first["media_id"])["archive_url"]
@@ -241,7 +241,7 @@ def test_archiving_a_small_file_is_one_put_verified_by_its_etag(
     calls: list[str] = []
     archive._client.meta.events.register("before-call.s3", lambda model, **_: calls.append(model.name))
     row = next(r for r in store.list_media() if r["media_type"] == "document")
-    report = archive_rows(store, archive, archivable_rows(store, media_id=row["media_id"]))
+    report = archive_rows(store, archive, plan_archive(store, archivable_rows(store, media_id=row["media_id"])))
     assert report.uploaded == 1 and calls == ["PutObject"]
     stored = store.get_media(row["media_id"])
     body = s3.get_object(Bucket=bucket, Key=stored["archive_url"].split("/", 3)[3])["Body"].read()

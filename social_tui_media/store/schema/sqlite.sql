@@ -111,7 +111,7 @@ CREATE TABLE IF NOT EXISTS post_media (
     mime_type            TEXT,
     width                INTEGER,
     height               INTEGER,
-    ai_analysis_status   TEXT NOT NULL DEFAULT 'not_started'
+    ai_analysis_status   TEXT DEFAULT 'not_started'
                          CHECK (ai_analysis_status IN ('not_started', 'started', 'completed', 'failed')),
     ai_analysis          TEXT,
     ai_analyzed_at       TEXT,

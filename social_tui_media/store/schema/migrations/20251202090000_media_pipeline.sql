@@ -243,33 +243,6 @@ BEGIN
 END;
 $$;
 
--- Claim up to p_limit cached rows for analysis and log ai_analysis_started, atomically.
-CREATE OR REPLACE FUNCTION media_claim_analysis(p_worker TEXT, p_limit INTEGER,
-    p_lease_seconds INTEGER, p_statuses TEXT[], p_event JSONB, p_media_ids TEXT[] DEFAULT NULL)
-RETURNS SETOF post_media
-LANGUAGE sql AS $$
-    WITH picked AS (
-        SELECT media_id FROM post_media
-         WHERE download_status = 'downloaded' AND evicted_at IS NULL
-           AND local_file_path IS NOT NULL
-           AND (ai_analysis_status = ANY(p_statuses)
-                OR (ai_analysis_status = 'started'
-                    AND (ai_claimed_at IS NULL
-                         OR ai_claimed_at < NOW() - make_interval(secs => p_lease_seconds))))
-           AND (p_media_ids IS NULL OR media_id = ANY(p_media_ids))
-         ORDER BY created_at, media_id
-         LIMIT p_limit
-         FOR UPDATE SKIP LOCKED
-    )
-    UPDATE post_media m
-       SET ai_analysis_status = 'started', ai_claimed_by = p_worker, ai_claimed_at = NOW(),
-           ai_analysis_log = media_log_array(m.ai_analysis_log) || jsonb_build_array(p_event),
-           updated_at = NOW()
-      FROM picked
-     WHERE m.media_id = picked.media_id
-    RETURNING m.*;
-$$;
-
 -- Finish an analysis the worker still holds: completed (with the result) or failed.
 CREATE OR REPLACE FUNCTION media_finish_analysis(p_media_id TEXT, p_worker TEXT, p_status TEXT,
     p_analysis JSONB, p_model TEXT, p_prompt_tokens INTEGER, p_completion_tokens INTEGER,

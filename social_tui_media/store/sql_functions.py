@@ -1,0 +1,225 @@
+"""The store rules written once, as calls to the SQL functions in `supabase/migrations/`.
+
+PostgreSQL (psycopg) and Supabase REST (PostgREST `/rpc/`) differ only in how a function is
+called: a subclass supplies `_call(function, params)`, with params as named JSON values, and
+gets rows back as dicts (or the scalar a function returns). Everything else is here: payloads,
+result mapping, paging (no call returns more than PAGE_ROWS rows, PostgREST's db-max-rows) and
+write batches (WRITE_ROWS rows per call).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import asdict
+from typing import Any
+
+from social_tui_media.ids import PREFIX_POST, PREFIX_RUN, generate_aws_id
+from social_tui_media.store.interface import (
+    ANALYSIS_LEASE_SECONDS,
+    AnalysisClaim,
+    AnalysisOutcome,
+    DownloadClaim,
+    DownloadOutcome,
+    MediaSlotRow,
+    PostRecord,
+    RunCounts,
+    UpsertedMedia,
+    analysis_claim_order,
+    download_claim_order,
+    post_payloads,
+    upserted_in_input_order,
+)
+
+PAGE_ROWS = 1000  # PostgREST's default db-max-rows: the most rows one response may hold
+WRITE_ROWS = 1000  # rows per bulk write, so each call's result also fits one response
+
+
+def chunks(items: list, size: int = WRITE_ROWS) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class SqlFunctionStore(ABC):
+    """MediaStore over the SQL functions; subclasses are transports."""
+
+    @abstractmethod
+    def _call(self, function: str, params: dict[str, Any]) -> Any:
+        """Call one SQL function by named parameters; rows as normalised dicts, or its scalar."""
+
+    # posts and runs ---------------------------------------------------------------------
+
+    def upsert_posts(self, records: list[PostRecord]) -> list[tuple[str, bool]]:
+        by_urn: dict[str, tuple[str, bool]] = {}
+        for chunk in chunks(post_payloads(records, lambda: generate_aws_id(PREFIX_POST))):
+            for row in self._call("social_tui_upsert_posts", {"p_rows": chunk}):
+                by_urn[row["urn"]] = (row["post_id"], row["inserted"])
+        return [by_urn[r.urn] for r in records]
+
+    def start_run(self, source_path: str, script_name: str) -> str:
+        run_id = generate_aws_id(PREFIX_RUN)
+        self._call(
+            "media_start_run", {"p_run_id": run_id, "p_source_path": source_path, "p_script_name": script_name}
+        )
+        return run_id
+
+    def finish_run(self, run_id: str, counts: RunCounts, status: str) -> None:
+        self._call(
+            "media_finish_run",
+            {
+                "p_run_id": run_id, "p_status": status, "p_posts_processed": counts.posts_processed,
+                "p_posts_new": counts.posts_new, "p_posts_updated": counts.posts_updated,
+                "p_error_count": counts.error_count,
+                "p_error_message": "\n".join(counts.errors[:50]) or None,
+            },
+        )  # fmt: skip
+
+    def insert_data_downloads(self, rows: list[dict]) -> None:
+        for chunk in chunks(rows):
+            self._call("media_insert_data_downloads", {"p_rows": chunk})
+
+    # media slots ------------------------------------------------------------------------
+
+    def upsert_media(self, rows: list[MediaSlotRow]) -> list[UpsertedMedia]:
+        result: list[dict] = []
+        for chunk in chunks(rows):
+            result += self._call("media_upsert_slots", {"p_rows": [asdict(r) for r in chunk]})
+        return upserted_in_input_order(rows, result)
+
+    def list_media(
+        self,
+        post_id: str | None = None,
+        download_status: str | None = None,
+        ai_status: str | None = None,
+        media_ids: list[str] | None = None,
+    ) -> list[dict]:
+        if media_ids is not None and not media_ids:
+            return []
+        params = {
+            "p_post_id": post_id, "p_download_status": download_status, "p_ai_status": ai_status,
+            "p_media_ids": None if media_ids is None else list(dict.fromkeys(media_ids)),
+            "p_limit": PAGE_ROWS,
+        }  # fmt: skip
+        rows: list[dict] = []
+        while True:
+            if rows:
+                last = rows[-1]
+                params.update(
+                    p_after_post_id=last["post_id"],
+                    p_after_position=last["position"],
+                    p_after_media_id=last["media_id"],
+                )
+            page = self._call("media_list", params)
+            rows += page
+            if len(page) < PAGE_ROWS:
+                return rows
+
+    def get_media(self, media_id: str) -> dict | None:
+        rows = self._call("media_list", {"p_media_ids": [media_id], "p_limit": 1})
+        return rows[0] if rows else None
+
+    # downloads --------------------------------------------------------------------------
+
+    def download_claimants(self) -> list[str]:
+        return [r["claimant"] for r in self._call("media_download_claimants", {})]
+
+    def claim_downloads(self, claim: DownloadClaim) -> list[dict]:
+        params = {
+            "p_worker": claim.worker, "p_lease_seconds": claim.lease_seconds,
+            "p_retry_failed": claim.retry_failed, "p_dead_workers": list(claim.dead_workers),
+            "p_media_ids": claim.media_ids,
+        }  # fmt: skip
+        return sorted(self._claim("media_claim_downloads", params, claim.limit), key=download_claim_order)
+
+    def finish_downloads(self, worker: str, outcomes: list[DownloadOutcome]) -> int:
+        payload = [asdict(o) for o in outcomes]
+        return sum(
+            self._call("media_finish_downloads", {"p_worker": worker, "p_results": chunk})
+            for chunk in chunks(payload)
+        )
+
+    # analysis ---------------------------------------------------------------------------
+
+    def claim_analysis(self, claim: AnalysisClaim) -> list[dict]:
+        params = {
+            "p_worker": claim.worker, "p_lease_seconds": claim.lease_seconds, "p_statuses": claim.statuses,
+            "p_event": claim.event, "p_media_ids": claim.media_ids,
+        }  # fmt: skip
+        return sorted(self._claim("media_claim_analysis", params, claim.limit), key=analysis_claim_order)
+
+    def analysis_candidates(
+        self,
+        statuses: list[str],
+        media_ids: list[str] | None = None,
+        lease_seconds: int = ANALYSIS_LEASE_SECONDS,
+    ) -> list[dict]:
+        params = {
+            "p_statuses": list(statuses), "p_lease_seconds": lease_seconds,
+            "p_media_ids": None if media_ids is None else list(media_ids), "p_limit": PAGE_ROWS,
+        }  # fmt: skip
+        rows: list[dict] = []
+        while True:
+            page = self._call("media_analysis_candidates", {**params, "p_after": rows[-1]["media_id"] if rows else None})
+            rows += page
+            if len(page) < PAGE_ROWS:
+                return sorted(rows, key=analysis_claim_order)
+
+    def finish_analysis(self, worker: str, outcome: AnalysisOutcome) -> bool:
+        params = {
+            "p_media_id": outcome.media_id, "p_worker": worker, "p_status": outcome.status,
+            "p_analysis": outcome.analysis, "p_model": outcome.model,
+            "p_prompt_tokens": outcome.prompt_tokens, "p_completion_tokens": outcome.completion_tokens,
+            "p_cost": outcome.cost_usd, "p_event": outcome.event,
+        }  # fmt: skip
+        return bool(self._call("media_finish_analysis", params))
+
+    # single-row updates -----------------------------------------------------------------
+
+    def append_event(self, media_id: str, event: dict) -> None:
+        self._call("media_append_event", {"p_media_id": media_id, "p_event": event})
+
+    def update_media(self, media_id: str, fields: dict, event: dict | None = None) -> None:
+        if fields or event is not None:
+            self._call("media_update", {"p_media_id": media_id, "p_fields": fields, "p_event": event})
+
+    def find_archived_copy(self, md5_sum: str) -> str | None:
+        return self._call("media_archived_copy", {"p_md5_sum": md5_sum})
+
+    # posts for backfill -----------------------------------------------------------------
+
+    def posts_page(self, after_post_id: str | None, limit: int, start_date: str | None = None) -> list[dict]:
+        rows: list[dict] = []
+        while len(rows) < limit:
+            want = min(limit - len(rows), PAGE_ROWS)
+            after = rows[-1]["post_id"] if rows else after_post_id
+            page = self._call("media_posts_page", {"p_after": after, "p_limit": want, "p_start_date": start_date})
+            rows += page
+            if len(page) < want:
+                break
+        return rows
+
+    def post_ids_with_media(self, post_ids: list[str]) -> set[str]:
+        return {
+            row["post_id"]
+            for chunk in chunks(list(dict.fromkeys(post_ids)), PAGE_ROWS)
+            for row in self._call("media_posts_with_media", {"p_post_ids": chunk})
+        }
+
+    def media_counts(self) -> dict:
+        counts = dict(self._call("media_counts", {}))
+        counts["ai_cost_usd"] = float(counts["ai_cost_usd"])
+        return counts
+
+    # helpers ----------------------------------------------------------------------------
+
+    def _claim(self, function: str, params: dict, limit: int) -> list[dict]:
+        """Claim up to `limit` rows, at most PAGE_ROWS per call: a larger claim's rows past
+        the cap would be claimed in the database but never returned."""
+        rows: list[dict] = []
+        while len(rows) < limit:
+            want = min(limit - len(rows), PAGE_ROWS)
+            batch = self._call(function, {**params, "p_limit": want})
+            rows += batch
+            if len(batch) < want:
+                break
+        return rows
