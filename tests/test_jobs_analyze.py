@@ -17,7 +17,7 @@ from devtools.media_server import sample_media
 from devtools.openai_server import OpenAITestServer
 from social_tui_media.jobs.analyze import analyze_pending, claim_statuses
 from social_tui_media.jobs.download import download_pending
-from social_tui_media.jobs.import_posts import import_directory
+from social_tui_media.jobs.import_posts import import_path
 from social_tui_media.media.vision import RetryPolicy
 from tests.conftest import ROOT, scrape
 
@@ -47,7 +47,7 @@ def ai_env(cli_env, vision):
 
 
 def cached_samples(store, settings, samples_dir):
-    report = import_directory(store, scrape(samples_dir, 1))
+    report = import_path(store, scrape(samples_dir, 1))
     assert download_pending(store, settings, media_ids=report.media_ids).failed == 0
 
 
@@ -65,7 +65,7 @@ def cached_images(store, settings, served, tmp_path, sizes):
     directory = tmp_path / "ai_posts"
     directory.mkdir()
     (directory / "p.json").write_text(json.dumps(posts))
-    report = import_directory(store, directory)
+    report = import_path(store, directory)
     assert download_pending(store, settings, media_ids=report.media_ids).failed == 0
 
 

@@ -18,7 +18,7 @@ import requests
 from social_tui_media.jobs.archive import archivable_rows, archive_rows, plan_archive
 from social_tui_media.jobs.download import download_pending
 from social_tui_media.jobs.evict import evict_lru
-from social_tui_media.jobs.import_posts import import_directory
+from social_tui_media.jobs.import_posts import import_path
 from social_tui_media.media.cache import MediaCache, calculate_md5
 from social_tui_media.media.s3_archive import Archive
 from tests.conftest import ROOT, scrape
@@ -70,7 +70,7 @@ def manage(env, *args, cwd):
 
 
 def downloaded(store, settings, samples_dir):
-    report = import_directory(store, scrape(samples_dir, 1))
+    report = import_path(store, scrape(samples_dir, 1))
     assert download_pending(store, settings, media_ids=report.media_ids).failed == 0
 
 

@@ -18,7 +18,7 @@ import pytest
 from devtools.media_server import sample_media
 from social_tui_media.jobs.download import download_pending
 from social_tui_media.jobs.evict import evict_lru
-from social_tui_media.jobs.import_posts import import_directory
+from social_tui_media.jobs.import_posts import import_path
 from social_tui_media.media.cache import MediaCache, calculate_md5
 from social_tui_media.store import open_store
 from social_tui_media.store.interface import make_event
@@ -32,7 +32,7 @@ def cached_files(settings) -> list[Path]:
 
 
 def import_and_download(store, settings, directory, **kwargs):
-    report = import_directory(store, directory)
+    report = import_path(store, directory)
     downloads = download_pending(store, settings, media_ids=report.media_ids, **kwargs)
     return report, downloads
 
@@ -156,7 +156,7 @@ def test_server_errors_and_rate_limits_are_retried(store, settings, served, tmp_
 def test_private_address_is_refused_without_the_allowance(store, settings, served, tmp_path):
     strict = replace(settings, allow_private_hosts=())
     url = served.add("/private/img", *sample_media("/dms/image/v2/PRIV/x"))
-    import_directory(store, _write_posts(tmp_path / "p", [_post_with_image("urn:li:activity:1", url)]))
+    import_path(store, _write_posts(tmp_path / "p", [_post_with_image("urn:li:activity:1", url)]))
     report = download_pending(store, strict)
     [row] = store.list_media()
     assert report.failed == 1 and row["download_error_kind"] == "blocked_address"
@@ -213,7 +213,7 @@ def run_cli(env, *args, **kwargs):
 
 def test_two_download_processes_never_fetch_the_same_slot(store, settings, cli_env, served, tmp_path):
     directory = many_posts(served, tmp_path / "posts", 60, "TWO")
-    import_directory(store, directory)
+    import_path(store, directory)
     served.latency = 0.02
     try:
         procs = [
@@ -239,7 +239,7 @@ def test_sigkill_during_download_all_leaves_nothing_partial_and_rerun_completes(
     store, settings, cli_env, served, tmp_path
 ):
     directory = many_posts(served, tmp_path / "posts", 40, "KILL")
-    import_directory(store, directory)
+    import_path(store, directory)
     served.latency = 0.1
     try:
         proc = subprocess.Popen(
@@ -311,7 +311,7 @@ def test_backfill_creates_missing_media_rows_across_pages(store, settings, serve
     from social_tui_media.jobs.backfill import backfill_media
 
     posts = [_post_with_image(f"urn:li:activity:{i}", f"{served.base_url}/bf/{i}?e=1") for i in range(1203)]
-    import_directory(store, _write_posts(tmp_path / "p", posts))
+    import_path(store, _write_posts(tmp_path / "p", posts))
     conn_ids = [r["media_id"] for r in store.list_media()]
     assert len(conn_ids) == 1203
     _delete_media(store)
@@ -342,7 +342,7 @@ def test_stats_counts_uncached_media_expiring_within_48_hours(store, settings, t
         _post_with_image("urn:li:activity:1", f"https://media.licdn.com/a/1?e={soon}"),
         _post_with_image("urn:li:activity:2", f"https://media.licdn.com/a/2?e={later}"),
     ]
-    import_directory(store, _write_posts(tmp_path / "p", posts))
+    import_path(store, _write_posts(tmp_path / "p", posts))
     assert store.media_counts()["expiring_48h"] == 1
 
 
@@ -363,7 +363,7 @@ def _reset_latency(served):
 def test_older_scripts_bin_file_is_read_and_adopted_by_repair(store, settings, cli_env, served, tmp_path):
     body, kind = sample_media("/dms/image/v2/OLDBIN/x", 90, 60)
     url = served.add("/oldbin/img", body, kind)
-    import_directory(store, _write_posts(tmp_path / "p", [_post_with_image("urn:li:activity:1", url)]))
+    import_path(store, _write_posts(tmp_path / "p", [_post_with_image("urn:li:activity:1", url)]))
     [row] = store.list_media()
     old = settings.cache_dir.parent / "images" / "0123.bin"
     old.parent.mkdir(parents=True)
@@ -388,7 +388,7 @@ def test_backfill_media_script_is_the_same_command(store, settings, cli_env, ser
     body, kind = sample_media("/dms/image/v2/BFSCRIPT/x")
     url = served.add("/bfscript/img", body, kind)
     post = dict(_post_with_image("urn:li:activity:1", url), posted_at={"timestamp": 1763000000000})
-    import_directory(store, _write_posts(tmp_path / "p", [post]))
+    import_path(store, _write_posts(tmp_path / "p", [post]))
     _delete_media(store)
     result = run_cli(cli_env, str(ROOT / "backfill_media.py"), "--start-date", "2000-01-01", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -421,7 +421,7 @@ def test_feed_downloads_ids_added_while_the_run_is_going(store, settings, served
     from social_tui_media.jobs.download import MediaFeed
 
     directory = many_posts(served, tmp_path / "posts", 30, "FEED")
-    report = import_directory(store, directory)
+    report = import_path(store, directory)
     feed = MediaFeed(report.media_ids[:10])
     result = {}
     runner = threading.Thread(

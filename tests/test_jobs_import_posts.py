@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from social_tui_media.jobs.import_posts import extract_and_store_media, import_directory
+from social_tui_media.jobs.import_posts import import_path, store_media_slots
 from tests.conftest import ROOT, SAMPLES, SCRAPE1, SCRAPE2
 
 SHAPE_COLUMNS = (
@@ -33,13 +33,13 @@ def import_both_scrapes(store, tmp_path):
         directory = tmp_path / source.stem
         directory.mkdir(parents=True)
         (directory / source.name).write_text(source.read_text())
-        report = import_directory(store, directory)
+        report = import_path(store, directory)
         assert report.problems == []
     return report
 
 
 def test_media_rows_per_shape(store, tmp_path):
-    import_directory(store, _one(tmp_path, SCRAPE1))
+    import_path(store, _one(tmp_path, SCRAPE1))
     media = media_by_urn(store)
     shapes = {urn: [(m[0], m[1]) for m in rows] for urn, rows in media.items()}
     assert shapes == {
@@ -64,10 +64,10 @@ def _one(tmp_path, source):
 
 
 def test_reimport_with_resigned_urls_creates_no_new_rows_and_keeps_newest_url(store, tmp_path):
-    first = import_directory(store, _one(tmp_path, SCRAPE1))
+    first = import_path(store, _one(tmp_path, SCRAPE1))
     ids_before = {r["media_id"] for r in store.list_media()}
     posts_before = {p["urn"]: p["post_id"] for p in store.posts_page(None, 100)}
-    second = import_directory(store, _one(tmp_path, SCRAPE2))
+    second = import_path(store, _one(tmp_path, SCRAPE2))
     assert first.media_new == 13 and second.media_new == 0
     assert {r["media_id"] for r in store.list_media()} == ids_before
     assert {p["urn"]: p["post_id"] for p in store.posts_page(None, 100)} == posts_before
@@ -82,14 +82,14 @@ def test_reimport_with_resigned_urls_creates_no_new_rows_and_keeps_newest_url(st
     stored = {r["media_url"] for r in store.list_media()}
     assert newest <= stored
     # the same posts again: still nothing new
-    third = import_directory(store, _one(tmp_path, SCRAPE1))
+    third = import_path(store, _one(tmp_path, SCRAPE1))
     assert third.media_new == 0 and len(store.list_media()) == 13
     assert newest <= {r["media_url"] for r in store.list_media()}  # the older scrape's URLs do not win
 
 
 def test_each_run_records_one_stats_row_per_post(store, tmp_path):
-    import_directory(store, _one(tmp_path, SCRAPE1))
-    import_directory(store, _one(tmp_path, SCRAPE2))
+    import_path(store, _one(tmp_path, SCRAPE1))
+    import_path(store, _one(tmp_path, SCRAPE2))
     assert store.media_counts()["posts_total"] == 10
 
 
@@ -107,7 +107,7 @@ def test_sqlite_and_postgres_give_identical_rows(tmp_path, pg_clean_url):
 
 
 def test_bad_directory_imports_what_is_valid(store, tmp_path):
-    report = import_directory(store, SAMPLES / "bad")
+    report = import_path(store, SAMPLES / "bad")
     assert report.posts_processed == 6  # the seven odd posts less the one without identity
     files = {p.split(":")[0].split(" ")[0] for p in report.problems}
     assert {"empty.json", "not_posts.json", "truncated.json", "odd_posts.json"} <= files
@@ -117,19 +117,17 @@ def test_bad_directory_imports_what_is_valid(store, tmp_path):
     assert store.list_media() == []
 
 
-def test_extract_and_store_media_with_a_store(store):
+def test_store_media_slots_with_a_store(store):
     [(post_id, _)] = store.upsert_posts([_record()])
     post = json.loads(SCRAPE1.read_text())[9]
-    ids = extract_and_store_media(store, post_id, post)
-    assert len(ids) == 4 and extract_and_store_media(store, post_id, post) == ids
+    ids = store_media_slots(store, post_id, post)
+    assert len(ids) == 4 and store_media_slots(store, post_id, post) == ids
 
 
 def _record():
     from social_tui_media.store.interface import PostRecord
 
-    return PostRecord(
-        "urn:li:activity:7390000000000100009", None, None, None, None, None, None, None, None, {}
-    )
+    return PostRecord("urn:li:activity:7390000000000100009", None, 0, "", None, "", None, None, {})
 
 
 def run_cli(env, *args, cwd=None):

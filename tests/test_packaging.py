@@ -3,6 +3,7 @@ every CLI answers --version."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,8 +13,13 @@ from tests.conftest import ROOT
 
 
 def test_wheel_holds_the_package_its_schema_and_its_commands(tmp_path):
+    source = tmp_path / "source"  # a clean copy: setuptools would reuse a stale build/ in the checkout
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source)
+    shutil.copytree(ROOT / "social_tui_media", source / "social_tui_media", ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", tmp_path, ROOT],
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", tmp_path, source],
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
     [wheel] = tmp_path.glob("social_tui_media-*.whl")

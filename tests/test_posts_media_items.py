@@ -107,3 +107,32 @@ def test_bad_media_are_reported_one_line_each():
     assert "unknown media type 'carousel_v3'" in unknown.problems[0]
     assert "not an object" in extract_media_items(odd["urn:li:activity:9000000000000000005"]).problems[0]
     assert all("\n" not in p for p in carousel.problems)
+
+
+SLOT_URLS = [
+    "https://media.licdn.com/dms/image/v2/D/feedshare-shrink_2048/0/1?e=1764877600&v=beta&t=abc",
+    "HTTPS://Media.LICDN.com/dms/image/v2/D/x?t=1&e=2",
+    "https://cdn.example.com/render?to=cat&e=1&size=large&t=sig#frag",
+    "https://cdn.example.com/render?to=dog&e=1&size=large&t=sig",
+    "https://bucket.s3.amazonaws.com/a/b.jpg?X-Amz-Algorithm=AWS4&X-Amz-Signature=ff&id=7",
+    "https://d111.cloudfront.net/v.mp4?Expires=1&Signature=s&Key-Pair-Id=k&Policy=p",
+    "https://www.youtube.com/watch?v=abc&list=PL1",
+    "https://x.test/path/with/no/query",
+]
+
+
+def test_slot_key_drops_only_the_signing_parameters_wherever_they_are():
+    assert slot_key(SLOT_URLS[0]) == "https://media.licdn.com/dms/image/v2/D/feedshare-shrink_2048/0/1"
+    assert slot_key(SLOT_URLS[1]) == "https://media.licdn.com/dms/image/v2/D/x"
+    assert slot_key(SLOT_URLS[2]) == "https://cdn.example.com/render?to=cat&size=large"
+    assert slot_key(SLOT_URLS[2]) != slot_key(SLOT_URLS[3])  # identity in the query is kept
+    assert slot_key(SLOT_URLS[4]) == "https://bucket.s3.amazonaws.com/a/b.jpg?id=7"
+    assert slot_key(SLOT_URLS[5]) == "https://d111.cloudfront.net/v.mp4"
+
+
+def test_slot_key_in_sql_agrees_with_python(pg_url):
+    import psycopg
+
+    with psycopg.connect(pg_url) as conn:
+        in_sql = [conn.execute("SELECT media_slot_key(%s)", (url,)).fetchone()[0] for url in SLOT_URLS]
+    assert in_sql == [slot_key(url) for url in SLOT_URLS]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 
 from social_tui_media.ids import PREFIX_MEDIA, generate_aws_id
 from social_tui_media.store.interface import (
@@ -17,21 +18,9 @@ from social_tui_media.store.interface import (
 )
 
 
-def post(
-    urn: str, text: str = "hello", posted_at: str | None = "2025-11-20T10:00:00.000000+00:00"
-) -> PostRecord:
-    return PostRecord(
-        urn,
-        urn,
-        1763632800000,
-        posted_at,
-        "ana",
-        "Ana L",
-        text,
-        "https://x",
-        "regular",
-        {"urn": urn, "text": text},
-    )
+def post(urn: str, text: str = "hello", posted_at: str = "2025-11-20T10:00:00+00:00") -> PostRecord:
+    millis = int(datetime.fromisoformat(posted_at).timestamp() * 1000)
+    return PostRecord(urn, urn, millis, "ana", "Ana L", text, "https://x", "regular", {"urn": urn, "text": text})
 
 
 def slot(
@@ -295,9 +284,9 @@ def test_runs_and_data_downloads(store):
                 "run_id": run_id,
                 "downloaded_at": "2025-11-25T00:00:00+00:00",
                 "total_reactions": 5,
-                "stats_json": {"total_reactions": 5},
-                "raw_json": {"a": 1},
-                "source_file": "f.json",
+                "stats_json": '{"total_reactions": 5}',
+                "raw_json": '{"a": 1}',
+                "source_file_path": "/scrapes/f.json",
             }
         ]
     )
@@ -308,7 +297,7 @@ def test_runs_and_data_downloads(store):
 def test_posts_page_pages_past_any_cap_and_filters_by_date(store):
     store.upsert_posts(
         [
-            post(f"urn:li:activity:{i}", posted_at=f"2025-11-{1 + i % 28:02d}T00:00:00.000000+00:00")
+            post(f"urn:li:activity:{i}", posted_at=f"2025-11-{1 + i % 28:02d}T00:00:00+00:00")
             for i in range(1200)
         ]
     )
@@ -365,3 +354,20 @@ def test_analysis_candidates_follow_the_claim_rule_and_claim_nothing(store):
     taken = store.claim_analysis(AnalysisClaim("w2", 5, ["not_started"], make_event("ai_analysis_started")))
     assert [r["media_id"] for r in taken] == [r["media_id"] for r in candidates]
     assert store.analysis_candidates(["not_started"], lease_seconds=0) != []  # expired leases count
+
+
+def test_an_earlier_releases_sqlite_file_is_refused_untouched(tmp_path):
+    import sqlite3
+
+    import pytest
+
+    from social_tui_media.store.interface import StoreError
+    from social_tui_media.store.sqlite import SQLiteStore
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE posts (post_id TEXT PRIMARY KEY, urn TEXT, post_url TEXT)")
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="earlier release of this tool: move it aside"):
+        SQLiteStore(path)
+    assert path.read_bytes() == before

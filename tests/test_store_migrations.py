@@ -3,14 +3,12 @@ older rows repaired, row-level security on every table."""
 
 from __future__ import annotations
 
-import json
-import shutil
 import subprocess
 import sys
 
 import psycopg
 
-from social_tui_media.store.migrations import MIGRATIONS_DIR, apply_pending, available_migrations
+from social_tui_media.store.migrations import MIGRATIONS_DIR, available_migrations
 from tests.conftest import ROOT
 
 TABLES = (
@@ -81,45 +79,17 @@ def test_row_level_security_on_every_table(pg_url):
     assert rows == {t: True for t in TABLES}
 
 
-def test_older_rows_are_repaired_by_the_pipeline_migration(pg_empty_database_factory, tmp_path):
-    url = pg_empty_database_factory()
-    partial = tmp_path / "migrations"
-    partial.mkdir()
-    base, spec = available_migrations()[:2]
-    shutil.copy(base.path, partial / base.path.name)
-    apply_pending(url, partial)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("INSERT INTO posts (post_id, urn) VALUES ('p-1', 'urn:li:activity:1')")
-        conn.execute(
-            "INSERT INTO post_media (media_id, post_id, media_type, media_url, ai_analysis) VALUES"
-            " ('med-a', 'p-1', 'image', 'https://media.licdn.com/x/1?e=1', 'a chart of sales'),"
-            " ('med-b', 'p-1', 'image', 'https://media.licdn.com/x/1?e=2', NULL)"
-        )
-    shutil.copy(spec.path, partial / spec.path.name)
-    apply_pending(url, partial)
-    with psycopg.connect(url, autocommit=True) as conn:
-        # the older scripts stored the log as a JSON string inside jsonb, and cached files
-        conn.execute(
-            "UPDATE post_media SET ai_analysis_log = to_jsonb(%s::text), md5_sum = %s, local_file_path = %s WHERE media_id = 'med-a'",
-            (
-                json.dumps([{"event": "media_downloaded", "status": "success"}]),
-                "f" * 32,
-                "cache/images/x.jpg",
-            ),
-        )
-    assert [m.name for m in apply_pending(url)] == [m.name for m in available_migrations()[2:]]
-    with psycopg.connect(url) as conn:
-        rows = {r[0]: r[1:] for r in conn.execute(
-            "SELECT media_id, slot_key, ai_analysis_status, ai_analysis, ai_analysis_log, download_status FROM post_media"
-        ).fetchall()}  # fmt: skip
-    a, b = rows["med-a"], rows["med-b"]
-    assert a[0] == "https://media.licdn.com/x/1" and b[0] == "https://media.licdn.com/x/1#med-b"
-    assert a[1] == b[1] == "not_started"
-    assert a[2] == {"description": "a chart of sales"}
-    assert a[3] == [{"event": "media_downloaded", "status": "success"}]
-    assert a[4] == "downloaded" and b[4] == "pending"
-
-
-def test_migrations_dir_is_the_supabase_layout():
-    names = sorted(p.name for p in MIGRATIONS_DIR.glob("*.sql"))
-    assert names[:2] == ["20251130223349_create_schema.sql", "20251201123623_add_media_tracking_columns.sql"]
+def test_migrations_start_with_the_installations_history_in_the_supabase_layout():
+    names = [p.name for p in sorted((ROOT / "supabase" / "migrations").glob("*.sql"))]
+    assert names[:9] == [
+        "20251130223349_create_schema.sql",
+        "20251130230000_create_engagement_view.sql",
+        "20251130233000_alter_engagement_view_with_zero_point.sql",
+        "20251130234500_correct_engagement_view_zero_point.sql",
+        "20251201000000_fix_virtual_zero_point_to_use_posted_at.sql",
+        "20251201000100_fix_virtual_zero_point_min_time.sql",
+        "20251201123623_add_media_tracking_columns.sql",
+        "20251201200836_create_v_profiles_with_stats_view.sql",
+        "20251202010717_update_main_post_view.sql",
+    ]
+    assert names == sorted(p.name for p in MIGRATIONS_DIR.glob("*.sql"))

@@ -16,7 +16,7 @@ from postgrest.exceptions import APIError
 
 from devtools.postgrest_server import PostgrestTestServer
 from social_tui_media.jobs.backfill import backfill_media
-from social_tui_media.jobs.import_posts import extract_and_store_media, import_directory
+from social_tui_media.jobs.import_posts import import_path, store_media_slots
 from social_tui_media.store.interface import DownloadClaim, PostRecord, SchemaMissing, StoreError, make_event
 from social_tui_media.store.postgres import PostgresStore
 from social_tui_media.store.rest import RestStore, _store_error
@@ -60,7 +60,7 @@ def carousel_posts(directory: Path, count: int) -> Path:
 
 
 def test_import_of_2500_posts_pages_past_the_row_cap(rest, tmp_path):
-    report = import_directory(rest, carousel_posts(tmp_path / "posts", N_POSTS))
+    report = import_path(rest, carousel_posts(tmp_path / "posts", N_POSTS))
     assert report.problems == [] and report.posts_new == N_POSTS and report.media_new == 2 * N_POSTS
     posts = rest.posts_page(None, 10_000)
     assert len(posts) == len({p["post_id"] for p in posts}) == N_POSTS
@@ -72,7 +72,7 @@ def test_import_of_2500_posts_pages_past_the_row_cap(rest, tmp_path):
 
 
 def test_claims_larger_than_the_row_cap_return_every_claimed_row(rest, tmp_path):
-    import_directory(rest, carousel_posts(tmp_path / "posts", 600))
+    import_path(rest, carousel_posts(tmp_path / "posts", 600))
     claimed = rest.claim_downloads(DownloadClaim("w1", 5000))
     assert len(claimed) == len({r["media_id"] for r in claimed}) == 1200
     assert rest.claim_downloads(DownloadClaim("w2", 5000)) == []
@@ -80,7 +80,7 @@ def test_claims_larger_than_the_row_cap_return_every_claimed_row(rest, tmp_path)
 
 
 def test_backfill_sees_every_post(rest, tmp_path):
-    import_directory(rest, carousel_posts(tmp_path / "posts", N_POSTS))
+    import_path(rest, carousel_posts(tmp_path / "posts", N_POSTS))
     rest._client.table("post_media").delete(returning="minimal").neq("media_id", "").execute()
     report = backfill_media(rest, page_size=1500)  # pages larger than the cap, too
     assert report.posts_scanned == report.posts_without_media == N_POSTS
@@ -100,14 +100,14 @@ def test_cli_import_of_2500_posts_takes_few_requests(postgrest_server, pg_clean_
     assert rpcs.count("social_tui_upsert_posts") == 4 and rpcs.count("media_upsert_slots") == 6
 
 
-def test_extract_and_store_media_accepts_a_supabase_client(postgrest_server, pg_clean_url):
+def test_store_media_slots_accepts_a_supabase_client(postgrest_server, pg_clean_url):
     client = create_client(postgrest_server.url, postgrest_server.service_key)
     post = json.loads(SCRAPE1.read_text())[9]
-    record = PostRecord(post["full_urn"], None, None, None, None, None, None, None, None, {})
+    record = PostRecord(post["full_urn"], None, 0, "", None, "", None, None, {})
     [(post_id, _)] = RestStore.from_client(client).upsert_posts([record])
     checks = postgrest_server.count(path_part="/rpc/media_denied_table")
-    ids = extract_and_store_media(client, post_id, post)
-    assert len(ids) == 4 and extract_and_store_media(client, post_id, post) == ids
+    ids = store_media_slots(client, post_id, post)
+    assert len(ids) == 4 and store_media_slots(client, post_id, post) == ids
     assert postgrest_server.count(path_part="/rpc/media_denied_table") == checks  # checked once per client
 
 
@@ -117,7 +117,7 @@ def test_restricted_key_is_refused_in_one_line(postgrest_server, pg_clean_url):
     assert str(refused.value) == DENIED
     anon = create_client(postgrest_server.url, postgrest_server.anon_key)
     with pytest.raises(StoreError, match=f"^{DENIED}$"):
-        extract_and_store_media(anon, "p-1", json.loads(SCRAPE1.read_text())[0])
+        store_media_slots(anon, "p-1", json.loads(SCRAPE1.read_text())[0])
 
 
 def test_row_level_security_refusals_read_the_same():
@@ -160,7 +160,7 @@ def test_rows_read_the_same_as_postgres_whatever_the_session_time_zone(pg_url, p
             directory = tmp_path / source.stem
             directory.mkdir()
             (directory / source.name).write_text(source.read_text())
-            import_directory(rest, directory)
+            import_path(rest, directory)
         [row] = rest.claim_downloads(DownloadClaim("w1", 1))
         rest.update_media(
             row["media_id"],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from social_tui_media import __version__
@@ -12,14 +11,14 @@ from social_tui_media.cli.output import (
     EXIT_OK,
     UsageError,
     positive_int,
+    progress_bar,
     run_command,
     show,
     table,
     warn,
 )
-from social_tui_media.cli.runs import download_with_progress, evict_if_needed
-from social_tui_media.jobs.download import MediaFeed
-from social_tui_media.jobs.import_posts import import_directory
+from social_tui_media.cli.runs import evict_if_needed
+from social_tui_media.jobs.import_posts import import_path, import_with_downloads
 from social_tui_media.logs import configure_logging
 from social_tui_media.settings import load_settings
 from social_tui_media.store import open_store
@@ -36,20 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def import_with_downloads(store, settings, directory: Path, workers: int | None):
-    """Import while downloading: each committed batch's media are fetched at once."""
-    feed = MediaFeed()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-downloads") as background:
-        downloading = background.submit(
-            download_with_progress, store, settings, media_ids=feed, workers=workers
-        )
-        try:
-            report = import_directory(store, directory, on_media=feed.extend)
-        finally:
-            feed.close()
-        return report, downloading.result()
-
-
 def cmd_import(args: argparse.Namespace) -> int:
     directory = Path(args.directory)
     if not directory.exists():
@@ -59,9 +44,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     store = open_store(settings)
     try:
         if args.no_media:
-            report, downloads = import_directory(store, directory), None
+            report, downloads = import_path(store, directory), None
         else:
-            report, downloads = import_with_downloads(store, settings, directory, args.workers)
+            with progress_bar("downloading media") as bar:
+                report, downloads = import_with_downloads(store, settings, directory, args.workers, bar)
+            for failure in downloads.failures[:20]:
+                warn(failure)
         for problem in report.problems:
             warn(problem)
         rows = [

@@ -301,13 +301,15 @@ def cmd_migrate(args, settings: Settings) -> int:
     from social_tui_media.store.migrations import apply_pending
 
     try:
-        applied = apply_pending(url)
-    except Exception as exc:  # psycopg errors: one line, the SQL error's first line
-        raise UsageError(f"migration failed: {str(exc).strip().splitlines()[0]}") from None
-    if applied:
-        for migration in applied:
-            console.print(f"applied {migration.version}_{migration.name}")
-    else:
+        report = apply_pending(url)
+    except Exception as exc:  # psycopg errors: one line, the SQL error's first line; nothing was kept
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UsageError(f"migration failed, database unchanged: {first}") from None
+    for migration in report.baseline:
+        console.print(f"recorded {migration.version}_{migration.name} (already in the database)")
+    for migration in report.applied:
+        console.print(f"applied {migration.version}_{migration.name}")
+    if not report.applied and not report.baseline:
         console.print("database is up to date: no pending migrations")
     return EXIT_OK
 

@@ -1,15 +1,25 @@
-"""Import scraped post files into the store: posts, their stats history, and media slots."""
+"""Import scraped post files into the store: posts, their stats history, and media slots.
+
+`import_path` is the job; the functions after it are the installation's `manage_data` API
+(`import_directory`, `extract_and_store_media`, `create_download_run`, ...), with its
+signatures and return shapes, backed by this job and the safe downloader.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from social_tui_media.jobs import Progress
+from social_tui_media.jobs.download import DownloadReport, MediaFeed, download_pending
 from social_tui_media.posts.files import LoadedPost, describe, load_posts
+from social_tui_media.posts.media_items import post_identity
 from social_tui_media.posts.records import media_rows, post_record, stats_row, unique_slots
+from social_tui_media.settings import Settings, load_settings
 from social_tui_media.store import as_store
 from social_tui_media.store.interface import MediaStore, RunCounts
 from social_tui_media.store.rows import utc_now
@@ -77,49 +87,151 @@ def import_posts(
     report.media_ids = list(dict.fromkeys(report.media_ids))
 
 
-def import_directory(
+def import_path(
     client: Any,
     directory: str | Path,
     script_name: str = "manage_data.py import",
     on_media: Callable[[list[str]], None] | None = None,
+    run_id: str | None = None,
 ) -> ImportReport:
     """Import every `*.json` in a directory (or one file) as a recorded download run.
 
     Media slots are stored, not fetched: pass `report.media_ids` (or, to overlap the two,
-    a downloader's feed as `on_media`) to the downloader.
+    a downloader's feed as `on_media`) to the downloader. With `run_id`, the posts join a run
+    the caller started and will complete (the installation's `create_download_run` flow).
     """
     store = as_store(client)
     root = Path(directory)
     paths = sorted(root.glob("*.json")) if root.is_dir() else [root]
     report = ImportReport(files=len(paths))
-    report.run_id = store.start_run(str(root), script_name)
+    own_run = run_id is None
+    report.run_id = store.start_run(str(root), script_name) if own_run else run_id
     counts = RunCounts()
     try:
         posts = load_posts(paths, report.problems)
         import_posts(store, posts, report, on_media)
     except BaseException as exc:
-        counts.errors = [f"{exc.__class__.__name__}: {exc}"]
-        store.finish_run(report.run_id, counts, "failed")
+        if own_run:
+            counts.errors = [f"{exc.__class__.__name__}: {exc}"]
+            store.finish_run(report.run_id, counts, "failed")
         raise
-    counts.posts_processed, counts.posts_new = report.posts_processed, report.posts_new
-    counts.posts_updated, counts.error_count = report.posts_updated, report.skipped
-    counts.errors = report.problems
-    store.finish_run(report.run_id, counts, "completed")
+    if own_run:
+        counts.posts_processed, counts.posts_new = report.posts_processed, report.posts_new
+        counts.posts_updated, counts.error_count = report.posts_updated, report.skipped
+        counts.errors = report.problems
+        store.finish_run(report.run_id, counts, "completed")
     for problem in report.problems:
         log.warning(problem)
     return report
 
 
-def extract_and_store_media(client: Any, post_id: str, post_data: dict) -> list[str]:
-    """Create or refresh the post's `post_media` slot rows; returns their media_ids in order.
+def import_with_downloads(
+    store: MediaStore,
+    settings: Settings,
+    directory: str | Path,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> tuple[ImportReport, DownloadReport]:
+    """Import while downloading: each committed batch's media are fetched at once."""
+    feed = MediaFeed()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-downloads") as background:
+        downloading = background.submit(
+            download_pending, store, settings, media_ids=feed, workers=workers, progress=progress
+        )
+        try:
+            report = import_path(store, directory, on_media=feed.extend)
+        finally:
+            feed.close()
+        return report, downloading.result()
 
-    `client` is a store or a supabase `Client`. Problems are logged, not raised.
-    """
-    store = as_store(client)
-    problems: list[str] = []
+
+# The installation's manage_data API -------------------------------------------------------
+
+
+def get_post_urn(post: dict) -> str | None:
+    """A post's identity: `full_urn`, else `urn.activity_urn`/`urn.ugcPost_urn`, else a string `urn`."""
+    return post_identity(post)
+
+
+def create_download_run(client: Any, script_name: str = "import", platform: str = "linkedin") -> str:
+    """Start a download run (status 'running'); returns its run_id."""
+    return as_store(client).start_run("", script_name)
+
+
+def complete_download_run(client: Any, run_id: str, stats: dict, error_message: str | None = None) -> None:
+    """Finish a run with the counts of `stats` (keys processed, new, errors): 'failed' with an
+    error message, else 'completed'."""
+    counts = RunCounts(
+        posts_processed=int(stats.get("processed", 0)),
+        posts_new=int(stats.get("new", 0)),
+        posts_updated=int(stats.get("duplicates", 0)),
+        error_count=int(stats.get("errors", 0)),
+        errors=[error_message] if error_message else [],
+    )
+    as_store(client).finish_run(run_id, counts, "failed" if error_message else "completed")
+
+
+def store_media_slots(client: Any, post_id: str, post_data: dict, problems: list[str] | None = None) -> list[str]:
+    """Create or refresh the post's `post_media` slot rows; their media_ids, in order."""
+    problems = [] if problems is None else problems
     rows = media_rows(post_id, post_data, f"post {post_id}", problems)
     for problem in problems:
         log.warning(problem)
-    return [u.media_id for u in store.upsert_media(rows)]
+    return [u.media_id for u in as_store(client).upsert_media(unique_slots(rows))]
 
 
+def extract_and_store_media(client: Any, post_id: str, post_data: dict) -> dict:
+    """Record the post's media slots and fetch them through the safe downloader (settings from
+    the environment). Returns media_ids, media_count, media_cached, media_errors."""
+    store = as_store(client)
+    problems: list[str] = []
+    media_ids = store_media_slots(store, post_id, post_data, problems)
+    downloads = download_pending(store, load_settings(), media_ids=media_ids) if media_ids else DownloadReport()
+    return {
+        "media_ids": media_ids,
+        "media_count": len(media_ids),
+        "media_cached": _cached(store, media_ids),
+        "media_errors": downloads.failed + len(problems),
+    }
+
+
+def _cached(store: MediaStore, media_ids: list[str]) -> int:
+    """How many of these rows have their file in the cache (downloaded now or before)."""
+    rows = store.list_media(media_ids=media_ids) if media_ids else []
+    return sum(1 for r in rows if r["download_status"] == "downloaded" and not r.get("evicted_at"))
+
+
+def import_directory(client: Any, directory: str | Path, run_id: str | None = None) -> tuple[dict, str]:
+    """Import a directory of scraped posts and cache their media; returns (stats, run_id) with
+    the stats keys processed, new, duplicates, errors, media_total, media_cached, media_errors."""
+    store = as_store(client)
+    report = import_path(store, directory, script_name="import", run_id=run_id)
+    downloads = download_pending(store, load_settings(), media_ids=report.media_ids)
+    stats = {
+        "processed": report.posts_processed,
+        "new": report.posts_new,
+        "duplicates": report.posts_updated,
+        "errors": report.skipped,
+        "media_total": report.media_total,
+        "media_cached": _cached(store, report.media_ids),
+        "media_errors": downloads.failed,
+    }
+    return stats, report.run_id or ""
+
+
+def import_and_download(directory: str | Path) -> dict:
+    """One call for update_data.py: import a directory (or file) into the configured database
+    and download its media; returns the import's and the downloads' counts."""
+    from social_tui_media.store import open_store
+
+    settings = load_settings()
+    store = open_store(settings)
+    try:
+        report, downloads = import_with_downloads(store, settings, directory)
+    finally:
+        store.close()
+    return {
+        "run_id": report.run_id, "processed": report.posts_processed, "new": report.posts_new,
+        "updated": report.posts_updated, "errors": report.skipped, "media_total": report.media_total,
+        "media_cached": downloads.downloaded, "media_errors": downloads.failed, "problems": report.problems,
+    }  # fmt: skip

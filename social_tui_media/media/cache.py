@@ -12,10 +12,11 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from social_tui_media.media.sniff import probe_dimensions, sniff_media_kind
 from social_tui_media.settings import load_settings
@@ -224,7 +225,23 @@ class MediaCache:
         Path(path).unlink(missing_ok=True)
 
 
-# The spec's module-level functions, on the configured cache ---------------------------------
+# The installation's media_cache API, on the configured cache --------------------------------
+
+MEDIA_TYPE_BY_CATEGORY = {category: media_type for media_type, category in CATEGORY_BY_MEDIA_TYPE.items()}
+THUMBS = "thumbs"
+
+
+@dataclass(frozen=True)
+class CachedFile:
+    """What the TUI needs to show a media item from the cache."""
+
+    media_id: str
+    post_id: str
+    local_path: Path
+    mime_type: str | None
+    md5_sum: str | None
+    thumbnail_path: Path | None  # `{cache}/thumbs/{md5}.webp` when one was made
+
 
 def _settings_cache() -> MediaCache:
     return MediaCache(load_settings().cache_dir)
@@ -236,16 +253,109 @@ def get_media_cache_path(media_type: str, md5_sum: str, extension: str) -> Path:
     return _settings_cache().path_for(category, md5_sum, extension)
 
 
-def download_and_cache_media(media_url: str, media_type: str) -> dict:
-    """Download a URL safely into the cache; the spec's dict. Raises FetchError/MediaRejected.
+def _result(cached: CachedMedia, url: str) -> dict:
+    return {
+        **cached.as_spec_dict(),
+        "media_type": MEDIA_TYPE_BY_CATEGORY.get(cached.local_path.parent.name, "image"),
+        "extension": cached.local_path.suffix.lstrip("."),
+        "url": url,
+    }
 
-    `media_type` is the caller's expectation only: the stored type comes from the bytes.
-    """
+
+def download_and_cache_media(media_url: str, media_type: str | None = None, timeout: float = 30) -> dict:
+    """Download a URL safely into the cache; the dict the installation's scripts read
+    (md5_sum, local_path, file_size, mime_type, media_type, width, height, extension, url).
+    Raises FetchError or MediaRejected. `media_type` is the caller's expectation only: the
+    stored type comes from the bytes; `timeout` is the seconds without progress allowed."""
     from social_tui_media.media.fetch import Fetcher, FetchPolicy
 
-    settings = load_settings()
+    settings = replace(load_settings(), download_timeout=float(timeout))
     with Fetcher(FetchPolicy.from_settings(settings), settings.max_concurrent) as fetcher:
         cached, _ = MediaCache(settings.cache_dir).admit_url(fetcher, media_url)
-    if CATEGORY_BY_MEDIA_TYPE.get(media_type) not in (None, cached.local_path.parent.name):
+    if CATEGORY_BY_MEDIA_TYPE.get(media_type or "") not in (None, cached.local_path.parent.name):
         log.info("expected %s, got %s", media_type, cached.mime_type)
-    return cached.as_spec_dict()
+    return _result(cached, media_url)
+
+
+def download_multiple_media(urls: list[str], max_workers: int = 5) -> list[dict]:
+    """Download several URLs in parallel; one dict per URL in order, `{"url", "error"}` on failure."""
+    from social_tui_media.media.fetch import Fetcher, FetchError, FetchPolicy
+
+    settings = load_settings()
+    cache = MediaCache(settings.cache_dir)
+
+    def one(url: str) -> dict:
+        try:
+            return _result(cache.admit_url(fetcher, url)[0], url)
+        except (FetchError, MediaRejected, OSError) as error:
+            log.warning("download failed: %s", error)
+            return {"url": url, "error": str(error)}
+
+    with Fetcher(FetchPolicy.from_settings(settings), settings.max_concurrent) as fetcher:
+        with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
+            return list(pool.map(one, urls))
+
+
+def find_cached_by_md5(md5_sum: str) -> Path | None:
+    """The cached file holding these bytes, whatever its type, or None."""
+    return _settings_cache().find(md5_sum)
+
+
+def cached_media(post_id: str | None = None, url: str | None = None, store: Any = None) -> CachedFile | None:
+    """The TUI's hook: the cached file of a post's first media (`post_id`) or of a media URL as
+    the TUI has it, under any of its signatures (`url`), or None. Never fetches anything; one
+    database read (pass an open `store` to reuse its connection, else one is opened)."""
+    from social_tui_media.store import open_store
+    from social_tui_media.store.interface import slot_key
+
+    settings = load_settings()
+    own = store is None
+    store = store or open_store(settings)
+    try:
+        row = store.find_cached(post_id=post_id, slot_key=slot_key(url) if url else None)
+    finally:
+        if own:
+            store.close()
+    if row is None or not Path(row["local_file_path"]).is_file():
+        return None
+    thumbnail = settings.cache_dir / THUMBS / f"{row['md5_sum']}.webp"
+    return CachedFile(
+        row["media_id"], row["post_id"], Path(row["local_file_path"]), row.get("mime_type"), row.get("md5_sum"),
+        thumbnail if thumbnail.is_file() else None,
+    )  # fmt: skip
+
+
+def find_cached_by_url(url: str) -> Path | None:
+    """The cached file of a media URL (any signature of it): from the store, else the older
+    scripts' `cache/images/{md5 of the URL}` file. Never fetches anything."""
+    found = cached_media(url=url)
+    return found.local_path if found else _settings_cache().legacy_file(url)
+
+
+def get_cache_stats() -> dict:
+    """Files and bytes in the cache, in total and per category."""
+    cache = _settings_cache()
+    files = cache.cached_files() if cache.root.is_dir() else []
+    sizes = {path: path.stat().st_size for path in files}
+    by_category = {
+        category: {
+            "files": sum(1 for p in files if p.parent.name == category),
+            "bytes": sum(s for p, s in sizes.items() if p.parent.name == category),
+        }
+        for category in CATEGORIES
+    }
+    total = sum(sizes.values())
+    return {
+        "cache_dir": str(cache.root),
+        "total_files": len(files),
+        "total_size": total,
+        "total_size_formatted": format_size(total),
+        "by_category": by_category,
+    }
+
+
+def format_size(n: int) -> str:
+    """A byte count as a person reads it: `512 bytes`, `1.5 KB`, `212 MB`."""
+    from social_tui_media.media.fetch import format_size as readable  # requests loads only when asked
+
+    return readable(n)

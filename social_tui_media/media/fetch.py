@@ -366,7 +366,8 @@ class _PinnedAdapter(HTTPAdapter):
 # --- helpers -----------------------------------------------------------------------------
 
 
-def _format_size(n: int) -> str:
+def format_size(n: int) -> str:
+    """A byte count as a person reads it: `512 bytes`, `1.5 KB`, `212 MB`."""
     if n < 1024:
         return f"{n} bytes"
     for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
@@ -495,7 +496,7 @@ class Fetcher:
         logger.debug(
             "fetched %s: %s in %.2f s, %d attempt(s)",
             redact_url(url),
-            _format_size(fetched.file_size),
+            format_size(fetched.file_size),
             time.monotonic() - started,
             fetched.attempts,
         )
@@ -666,7 +667,7 @@ class Fetcher:
         expected = None if _is_encoded(resp) else length
         if expected is not None and expected > limit:
             raise FetchError(
-                f"{shown} is {_format_size(expected)}; limit is {_format_size(limit)} (MEDIA_MAX_FILE_SIZE)",
+                f"{shown} is {format_size(expected)}; limit is {format_size(limit)} (MEDIA_MAX_FILE_SIZE)",
                 "too_large",
             )
 
@@ -683,8 +684,8 @@ class Fetcher:
                     size += len(chunk)
                     if size > limit:
                         raise FetchError(
-                            f"{shown} is more than {_format_size(limit)}; limit is "
-                            f"{_format_size(limit)} (MEDIA_MAX_FILE_SIZE)",
+                            f"{shown} is more than {format_size(limit)}; limit is "
+                            f"{format_size(limit)} (MEDIA_MAX_FILE_SIZE)",
                             "too_large",
                         )
                     if len(head) < HEAD_SIZE:

@@ -16,10 +16,11 @@ from social_tui_media.posts.media_items import post_identity
 
 @dataclass(frozen=True)
 class LoadedPost:
-    source_file: str
+    source_file: str  # the file's name, for messages
     index: int
     data: dict
     urn: str
+    source_path: str = ""  # the file's full path, recorded in data_downloads.source_file_path
 
 
 def load_post_file(path: Path) -> tuple[list[Any], str | None]:
@@ -60,5 +61,5 @@ def load_posts(paths: Iterable[Path], problems: list[str]) -> list[LoadedPost]:
                 kind = "not an object" if not isinstance(item, dict) else "has no urn or full_urn"
                 problems.append(f"{describe(path.name, index, None)}: {kind}; skipped")
                 continue
-            posts.append(LoadedPost(path.name, index, item, urn))
+            posts.append(LoadedPost(path.name, index, item, urn, str(path.resolve())))
     return posts

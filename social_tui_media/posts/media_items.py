@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from social_tui_media.store.interface import slot_key
+
 ALLOWED_SCHEMES = ("http", "https")
 
 
@@ -45,12 +47,6 @@ def post_identity(post: Any) -> str | None:
     if isinstance(urn, str) and urn.strip():
         return urn.strip()
     return None
-
-
-def slot_key(url: str) -> str:
-    """The slot identity of a media URL: scheme, host and path, without the signed query."""
-    parts = urlsplit(url)
-    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path}"
 
 
 def url_expiry(url: str) -> datetime | None:

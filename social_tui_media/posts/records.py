@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -17,20 +18,21 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _posted_at(post: dict, where: str, problems: list[str]) -> tuple[int | None, str | None]:
+def _posted_at_ms(post: dict, where: str, problems: list[str]) -> int:
+    """posted_at.timestamp in epoch milliseconds; 0 when missing or unusable (the column is NOT NULL)."""
     posted = post.get("posted_at")
     if not isinstance(posted, dict) or posted.get("timestamp") is None:
-        return None, None
+        return 0
     stamp = posted.get("timestamp")
     if isinstance(stamp, bool) or not isinstance(stamp, (int, float)):
-        problems.append(f"{where}: posted_at.timestamp {stamp!r} is not a number; left empty")
-        return None, None
+        problems.append(f"{where}: posted_at.timestamp {stamp!r} is not a number; stored as 0")
+        return 0
     try:
-        moment = datetime.fromtimestamp(stamp / 1000, tz=UTC)
+        datetime.fromtimestamp(stamp / 1000, tz=UTC)
     except (OverflowError, OSError, ValueError):
-        problems.append(f"{where}: posted_at.timestamp {stamp!r} is out of range; left empty")
-        return None, None
-    return int(stamp), to_iso(moment)
+        problems.append(f"{where}: posted_at.timestamp {stamp!r} is out of range; stored as 0")
+        return 0
+    return int(stamp)
 
 
 def post_record(post: LoadedPost, problems: list[str]) -> PostRecord:
@@ -41,16 +43,14 @@ def post_record(post: LoadedPost, problems: list[str]) -> PostRecord:
     if data.get("author") is not None and not isinstance(data.get("author"), dict):
         problems.append(f"{where}: author is not an object; left empty")
     name = " ".join(p for p in (_text(author.get("first_name")), _text(author.get("last_name"))) if p)
-    timestamp, posted_at = _posted_at(data, where, problems)
     return PostRecord(
         urn=post.urn,
         full_urn=_text(data.get("full_urn")),
-        posted_at_timestamp=timestamp,
-        posted_at=posted_at,
-        author_username=_text(author.get("username")),
+        posted_at_timestamp=_posted_at_ms(data, where, problems),
+        author_username=_text(author.get("username")) or "",  # as the original scripts store it
         author_name=name or None,
-        text_content=_text(data.get("text")),
-        post_url=_text(data.get("url")),
+        text_content=_text(data.get("text")) or "",
+        url=_text(data.get("url")),
         post_type=_text(data.get("post_type")),
         raw_json=data,
     )
@@ -71,8 +71,9 @@ def stats_row(post: LoadedPost, post_id: str, run_id: str | None, downloaded_at:
     stats = _stats(post.data)
     return {
         "download_id": generate_aws_id(PREFIX_DOWNLOAD), "post_id": post_id, "run_id": run_id,
-        "downloaded_at": downloaded_at, "total_reactions": _reactions(stats), "stats_json": stats,
-        "raw_json": post.data, "source_file": post.source_file,
+        "downloaded_at": downloaded_at, "total_reactions": _reactions(stats) or 0,
+        "stats_json": None if stats is None else json.dumps(stats), "raw_json": json.dumps(post.data),
+        "source_file_path": post.source_path or post.source_file,
     }  # fmt: skip
 
 

@@ -6,9 +6,13 @@ Never imports a back end: `social_tui_media.store.open_store` chooses one.
 
 from __future__ import annotations
 
+import json
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from social_tui_media.store.rows import utc_now
 
@@ -32,12 +36,11 @@ class PostRecord:
 
     urn: str
     full_urn: str | None
-    posted_at_timestamp: int | None
-    posted_at: str | None
-    author_username: str | None
+    posted_at_timestamp: int  # epoch milliseconds; 0 when the scrape had none
+    author_username: str
     author_name: str | None
-    text_content: str | None
-    post_url: str | None
+    text_content: str
+    url: str | None
     post_type: str | None
     raw_json: dict
 
@@ -177,6 +180,9 @@ class MediaStore(Protocol):
 
     def find_archived_copy(self, md5_sum: str) -> str | None: ...
 
+    def find_cached(self, post_id: str | None = None, slot_key: str | None = None) -> dict | None:
+        """The first downloaded, not evicted row of a post, or of a slot in any post: one read."""
+
     def posts_page(
         self, after_post_id: str | None, limit: int, start_date: str | None = None
     ) -> list[dict]: ...
@@ -205,10 +211,34 @@ def media_filters(
     return [(column, value) for column, value in pairs if value is not None]
 
 
+# Query parameters that sign a URL rather than name the media (DESIGN.md, "Post JSON"): dropped
+# wherever they appear; every other parameter is part of the slot's identity. The SQL twin is
+# media_slot_key() in the migrations.
+SIGNING_PARAMS = frozenset(
+    {
+        "e", "v", "t", "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
+        "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token", "AWSAccessKeyId", "Expires",
+        "Signature", "Key-Pair-Id", "Policy",
+    }
+)  # fmt: skip
+
+
+def slot_key(url: str) -> str:
+    """The slot identity of a media URL: scheme and host (lower case), path, and the query
+    parameters that are not signing ones, in their order; stable across re-signed URLs."""
+    parts = urlsplit(url)
+    kept = [p for p in parts.query.split("&") if p and p.split("=", 1)[0] not in SIGNING_PARAMS]
+    key = f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path}"
+    return f"{key}?{'&'.join(kept)}" if kept else key
+
+
 def post_payloads(records: list[PostRecord], new_post_id: Callable[[], str]) -> list[dict]:
     """The `posts` rows to upsert, one per URN (ON CONFLICT may touch a row once per statement:
     a URN seen twice keeps its last record); `post_id` is used only for a new post."""
-    unique = {r.urn: {"post_id": new_post_id(), **vars(r)} for r in records}  # shallow: raw_json is big
+    unique = {
+        r.urn: {"post_id": new_post_id(), **vars(r), "raw_json": json.dumps(r.raw_json, ensure_ascii=False)}
+        for r in records
+    }
     return list(unique.values())
 
 
@@ -227,6 +257,19 @@ def upserted_in_input_order(rows: list[MediaSlotRow], result: list[dict]) -> lis
 def download_claim_order(row: dict) -> tuple:
     """The order claimed downloads are fetched in: the soonest-expiring signed URL first."""
     return (row["url_expires_at"] is None, row["url_expires_at"] or "", row["created_at"], row["position"])
+
+
+def day_start_ms(day: str | None) -> int | None:
+    """`YYYY-MM-DD` as the epoch milliseconds its UTC day starts at (posted_at_timestamp's unit)."""
+    if day is None:
+        return None
+    start = datetime.combine(date.fromisoformat(day), time(), tzinfo=UTC)
+    return int(start.timestamp() * 1000)
+
+
+def system_info(script_name: str, platform: str = "linkedin") -> str:
+    """download_runs.system_info as the original scripts write it: JSON text."""
+    return json.dumps({"hostname": socket.gethostname(), "platform": platform, "script": script_name})
 
 
 def analysis_claim_order(row: dict) -> tuple:

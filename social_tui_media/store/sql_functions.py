@@ -26,8 +26,10 @@ from social_tui_media.store.interface import (
     RunCounts,
     UpsertedMedia,
     analysis_claim_order,
+    day_start_ms,
     download_claim_order,
     post_payloads,
+    system_info,
     upserted_in_input_order,
 )
 
@@ -59,8 +61,12 @@ class SqlFunctionStore(ABC):
     def start_run(self, source_path: str, script_name: str) -> str:
         run_id = generate_aws_id(PREFIX_RUN)
         self._call(
-            "media_start_run", {"p_run_id": run_id, "p_source_path": source_path, "p_script_name": script_name}
-        )
+            "media_start_run",
+            {
+                "p_run_id": run_id, "p_source_path": source_path, "p_script_name": script_name,
+                "p_system_info": system_info(script_name),
+            },
+        )  # fmt: skip
         return run_id
 
     def finish_run(self, run_id: str, counts: RunCounts, status: str) -> None:
@@ -185,6 +191,10 @@ class SqlFunctionStore(ABC):
     def find_archived_copy(self, md5_sum: str) -> str | None:
         return self._call("media_archived_copy", {"p_md5_sum": md5_sum})
 
+    def find_cached(self, post_id: str | None = None, slot_key: str | None = None) -> dict | None:
+        found = self._call("media_cached_file", {"p_post_id": post_id, "p_slot_key": slot_key})
+        return found[0] if found else None
+
     # posts for backfill -----------------------------------------------------------------
 
     def posts_page(self, after_post_id: str | None, limit: int, start_date: str | None = None) -> list[dict]:
@@ -192,7 +202,8 @@ class SqlFunctionStore(ABC):
         while len(rows) < limit:
             want = min(limit - len(rows), PAGE_ROWS)
             after = rows[-1]["post_id"] if rows else after_post_id
-            page = self._call("media_posts_page", {"p_after": after, "p_limit": want, "p_start_date": start_date})
+            params = {"p_after": after, "p_limit": want, "p_since_ms": day_start_ms(start_date)}
+            page = self._call("media_posts_page", params)
             rows += page
             if len(page) < want:
                 break

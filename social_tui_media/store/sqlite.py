@@ -23,9 +23,11 @@ from social_tui_media.store.interface import (
     RunCounts,
     StoreError,
     UpsertedMedia,
+    day_start_ms,
     download_claim_order,
     media_filters,
     media_order,
+    system_info,
 )
 from social_tui_media.store.rows import normalize_row, parse_log, to_iso, utc_now
 
@@ -65,6 +67,13 @@ class SQLiteStore:
             raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from None
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
+        columns = {r[1] for r in self._conn.execute("PRAGMA table_info(posts)")}
+        if "post_url" in columns:  # our first release's own column names, before the installation's
+            self._conn.close()
+            raise StoreError(
+                f"{self.path} has the schema of an earlier release of this tool: move it aside "
+                "and import your posts again (nothing in it was changed)"
+            )
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
@@ -105,27 +114,26 @@ class SQLiteStore:
                     inserted = post_id is None
                     post_id = post_id or generate_aws_id(PREFIX_POST)
                     conn.execute(
-                        """INSERT INTO posts (post_id, urn, full_urn, posted_at_timestamp, posted_at,
-                               author_username, author_name, text_content, post_url, post_type,
-                               raw_json, first_seen_at, last_seen_at, created_at, updated_at)
-                           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                        """INSERT INTO posts (post_id, urn, full_urn, platform, posted_at_timestamp,
+                               author_username, author_name, text_content, url, post_type, raw_json,
+                               first_seen_at, last_seen_at, is_read, is_marked, created_at, updated_at)
+                           VALUES (?,?,?,'linkedin',?,?,?,?,?,?,?,?,?,0,0,?,?)
                            ON CONFLICT (urn) DO UPDATE SET
-                               full_urn = coalesce(excluded.full_urn, posts.full_urn),
-                               posted_at_timestamp = coalesce(excluded.posted_at_timestamp, posts.posted_at_timestamp),
-                               posted_at = coalesce(excluded.posted_at, posts.posted_at),
-                               author_username = coalesce(excluded.author_username, posts.author_username),
-                               author_name = coalesce(excluded.author_name, posts.author_name),
-                               text_content = coalesce(excluded.text_content, posts.text_content),
-                               post_url = coalesce(excluded.post_url, posts.post_url),
-                               post_type = coalesce(excluded.post_type, posts.post_type),
+                               full_urn = coalesce(nullif(excluded.full_urn, ''), posts.full_urn),
+                               posted_at_timestamp = CASE WHEN posts.posted_at_timestamp = 0
+                                   THEN excluded.posted_at_timestamp ELSE posts.posted_at_timestamp END,
+                               author_username = coalesce(nullif(excluded.author_username, ''), posts.author_username),
+                               author_name = coalesce(nullif(excluded.author_name, ''), posts.author_name),
+                               text_content = coalesce(nullif(excluded.text_content, ''), posts.text_content),
+                               url = coalesce(nullif(excluded.url, ''), posts.url),
+                               post_type = coalesce(nullif(excluded.post_type, ''), posts.post_type),
                                raw_json = excluded.raw_json,
                                last_seen_at = excluded.last_seen_at,
                                updated_at = excluded.updated_at""",
                         (
                             post_id, record.urn, record.full_urn, record.posted_at_timestamp,
-                            record.posted_at, record.author_username, record.author_name,
-                            record.text_content, record.post_url, record.post_type,
-                            _encode("raw_json", record.raw_json), now, now, now, now,
+                            record.author_username, record.author_name, record.text_content, record.url,
+                            record.post_type, json.dumps(record.raw_json, ensure_ascii=False), now, now, now, now,
                         ),
                     )  # fmt: skip
                     previous = result.get(record.urn)
@@ -137,16 +145,16 @@ class SQLiteStore:
         now = utc_now()
         with self._transaction() as conn:
             conn.execute(
-                "INSERT INTO download_runs (run_id, started_at, source_path, script_name, created_at)"
-                " VALUES (?,?,?,?,?)",
-                (run_id, now, source_path, script_name, now),
+                """INSERT INTO download_runs (run_id, started_at, status, script_name, platform, system_info,
+                       source_path, created_at) VALUES (?,?,'running',?,'linkedin',?,?,?)""",
+                (run_id, now, script_name, system_info(script_name), source_path, now),
             )
         return run_id
 
     def finish_run(self, run_id: str, counts: RunCounts, status: str) -> None:
         with self._transaction() as conn:
             conn.execute(
-                """UPDATE download_runs SET completed_at=?, status=?, posts_processed=?, posts_new=?,
+                """UPDATE download_runs SET completed_at=?, status=?, posts_fetched=?, posts_new=?,
                        posts_updated=?, error_count=?, error_message=? WHERE run_id=?""",
                 (
                     utc_now(), status, counts.posts_processed, counts.posts_new,
@@ -176,7 +184,7 @@ class SQLiteStore:
             for row in rows:
                 current = conn.execute(
                     "SELECT media_id, media_url, url_expires_at, download_status FROM post_media"
-                    " WHERE post_id=? AND slot_key=?",
+                    " WHERE post_id=? AND slot_key=? AND duplicate_of IS NULL",
                     (row.post_id, row.slot_key),
                 ).fetchone()
                 if current is None:
@@ -437,15 +445,27 @@ class SQLiteStore:
         )
         return rows[0]["archive_url"] if rows else None
 
+    def find_cached(self, post_id: str | None = None, slot_key: str | None = None) -> dict | None:
+        if post_id is None and slot_key is None:
+            return None
+        rows = self._rows(
+            """SELECT * FROM post_media
+                WHERE download_status = 'downloaded' AND evicted_at IS NULL AND local_file_path IS NOT NULL
+                  AND (? IS NULL OR post_id = ?) AND (? IS NULL OR slot_key = ?)
+                ORDER BY position, media_id LIMIT 1""",
+            (post_id, post_id, slot_key, slot_key),
+        )
+        return rows[0] if rows else None
+
     # posts for backfill -----------------------------------------------------------------
 
     def posts_page(self, after_post_id: str | None, limit: int, start_date: str | None = None) -> list[dict]:
         where, params = ["post_id > ?"], [after_post_id or ""]
         if start_date:
-            where.append("posted_at >= ?")
-            params.append(start_date)
+            where.append("posted_at_timestamp >= ?")
+            params.append(day_start_ms(start_date))
         return self._rows(
-            f"SELECT post_id, urn, posted_at, raw_json FROM posts WHERE {' AND '.join(where)}"
+            f"SELECT post_id, urn, posted_at_timestamp, raw_json FROM posts WHERE {' AND '.join(where)}"
             " ORDER BY post_id LIMIT ?",
             params + [limit],
         )

@@ -1,109 +1,122 @@
--- The embedded SQLite database: the same tables, columns and constraints as the PostgreSQL
--- schema after every migration in supabase/migrations/. Timestamps are ISO-8601 UTC text,
--- JSON columns are JSON text. Applied on first use; every statement can run twice.
+-- The embedded SQLite database: the installation's tables, column names and views (see
+-- supabase/migrations/20251130223349 to 20251202010717) plus the media pipeline's columns
+-- (20251205000000), in SQLite's types: timestamps are ISO-8601 UTC text, booleans 0/1, JSON
+-- columns JSON text. Applied on first use; every statement can run twice. SQLite has no
+-- triggers here: the original scripts never write to it, and this tool fills every column.
 
 CREATE TABLE IF NOT EXISTS posts (
     post_id             TEXT PRIMARY KEY,
-    urn                 TEXT NOT NULL UNIQUE,
+    urn                 TEXT UNIQUE NOT NULL,
     full_urn            TEXT,
-    platform            TEXT NOT NULL DEFAULT 'linkedin',
-    posted_at_timestamp INTEGER,
-    posted_at           TEXT,
+    platform            TEXT DEFAULT 'linkedin',
+    posted_at_timestamp INTEGER NOT NULL,
     author_username     TEXT,
-    author_name         TEXT,
     text_content        TEXT,
-    post_url            TEXT,
     post_type           TEXT,
+    url                 TEXT,
     raw_json            TEXT,
-    first_seen_at       TEXT NOT NULL,
-    last_seen_at        TEXT NOT NULL,
-    created_at          TEXT NOT NULL,
-    updated_at          TEXT NOT NULL
+    first_seen_at       TEXT,
+    is_read             INTEGER DEFAULT 0,
+    is_marked           INTEGER DEFAULT 0,
+    created_at          TEXT DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')),
+    updated_at          TEXT DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')),
+    author_name         TEXT,
+    last_seen_at        TEXT
 );
-CREATE INDEX IF NOT EXISTS idx_posts_posted_at ON posts(posted_at);
-CREATE INDEX IF NOT EXISTS idx_posts_author ON posts(author_username);
+CREATE INDEX IF NOT EXISTS idx_posts_posted_at ON posts (posted_at_timestamp);
+CREATE INDEX IF NOT EXISTS idx_posts_author ON posts (author_username);
+CREATE INDEX IF NOT EXISTS idx_posts_first_seen ON posts (first_seen_at);
 
 CREATE TABLE IF NOT EXISTS download_runs (
-    run_id          TEXT PRIMARY KEY,
-    started_at      TEXT NOT NULL,
-    completed_at    TEXT,
-    status          TEXT NOT NULL DEFAULT 'running'
-                    CHECK (status IN ('running', 'completed', 'failed')),
-    source_path     TEXT,
-    script_name     TEXT,
-    posts_processed INTEGER NOT NULL DEFAULT 0,
-    posts_new       INTEGER NOT NULL DEFAULT 0,
-    posts_updated   INTEGER NOT NULL DEFAULT 0,
-    error_count     INTEGER NOT NULL DEFAULT 0,
-    error_message   TEXT,
-    created_at      TEXT NOT NULL
+    run_id        TEXT PRIMARY KEY,
+    started_at    TEXT NOT NULL,
+    completed_at  TEXT,
+    status        TEXT DEFAULT 'running',
+    script_name   TEXT,
+    platform      TEXT DEFAULT 'linkedin',
+    posts_fetched INTEGER DEFAULT 0,
+    posts_new     INTEGER DEFAULT 0,
+    posts_updated INTEGER DEFAULT 0,
+    error_message TEXT,
+    system_info   TEXT,
+    created_at    TEXT DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')),
+    source_path   TEXT,
+    error_count   INTEGER DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS idx_runs_started_at ON download_runs (started_at);
 
 CREATE TABLE IF NOT EXISTS data_downloads (
-    download_id     TEXT PRIMARY KEY,
-    post_id         TEXT NOT NULL REFERENCES posts(post_id) ON DELETE CASCADE,
-    run_id          TEXT NOT NULL REFERENCES download_runs(run_id) ON DELETE CASCADE,
-    downloaded_at   TEXT NOT NULL,
-    total_reactions INTEGER,
-    stats_json      TEXT,
-    raw_json        TEXT,
-    source_file     TEXT,
-    created_at      TEXT NOT NULL
+    download_id      TEXT PRIMARY KEY,
+    post_id          TEXT NOT NULL REFERENCES posts (post_id) ON DELETE CASCADE,
+    run_id           TEXT REFERENCES download_runs (run_id) ON DELETE SET NULL,
+    downloaded_at    TEXT NOT NULL,
+    total_reactions  INTEGER DEFAULT 0,
+    stats_json       TEXT,
+    raw_json         TEXT,
+    source_file_path TEXT,
+    created_at       TEXT DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'))
 );
-CREATE INDEX IF NOT EXISTS idx_data_downloads_post ON data_downloads(post_id, downloaded_at);
-CREATE INDEX IF NOT EXISTS idx_data_downloads_run ON data_downloads(run_id);
+CREATE INDEX IF NOT EXISTS idx_downloads_post_id ON data_downloads (post_id);
+CREATE INDEX IF NOT EXISTS idx_downloads_run_id ON data_downloads (run_id);
 
 CREATE TABLE IF NOT EXISTS profiles (
-    profile_id  TEXT PRIMARY KEY,
-    username    TEXT NOT NULL UNIQUE,
-    name        TEXT,
-    headline    TEXT,
-    profile_url TEXT,
-    notes       TEXT,
-    is_active   INTEGER NOT NULL DEFAULT 1,
-    created_at  TEXT NOT NULL,
-    updated_at  TEXT NOT NULL
+    profile_id     TEXT PRIMARY KEY,
+    username       TEXT UNIQUE NOT NULL,
+    name           TEXT NOT NULL,
+    platform       TEXT DEFAULT 'linkedin',
+    is_active      INTEGER DEFAULT 1,
+    notes          TEXT,
+    post_count     INTEGER DEFAULT 0,
+    last_synced_at TEXT,
+    created_at     TEXT DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')),
+    updated_at     TEXT DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'))
 );
 
 CREATE TABLE IF NOT EXISTS tags (
     tag_id      TEXT PRIMARY KEY,
-    name        TEXT NOT NULL UNIQUE,
-    color       TEXT,
+    name        TEXT UNIQUE NOT NULL,
     description TEXT,
-    created_at  TEXT NOT NULL
+    color       TEXT DEFAULT 'cyan',
+    created_at  TEXT DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'))
 );
 
 CREATE TABLE IF NOT EXISTS profile_tags (
-    profile_id TEXT NOT NULL REFERENCES profiles(profile_id) ON DELETE CASCADE,
-    tag_id     TEXT NOT NULL REFERENCES tags(tag_id) ON DELETE CASCADE,
-    created_at TEXT NOT NULL,
-    PRIMARY KEY (profile_id, tag_id)
+    profile_tag_id TEXT PRIMARY KEY,
+    profile_id     TEXT NOT NULL REFERENCES profiles (profile_id) ON DELETE CASCADE,
+    tag_id         TEXT NOT NULL REFERENCES tags (tag_id) ON DELETE CASCADE,
+    created_at     TEXT DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')),
+    UNIQUE (profile_id, tag_id)
 );
 
 CREATE TABLE IF NOT EXISTS post_tags (
-    post_id    TEXT NOT NULL REFERENCES posts(post_id) ON DELETE CASCADE,
-    tag_id     TEXT NOT NULL REFERENCES tags(tag_id) ON DELETE CASCADE,
-    created_at TEXT NOT NULL,
-    PRIMARY KEY (post_id, tag_id)
+    post_tag_id  TEXT PRIMARY KEY,
+    post_id      TEXT NOT NULL REFERENCES posts (post_id) ON DELETE CASCADE,
+    tag_id       TEXT NOT NULL REFERENCES tags (tag_id) ON DELETE CASCADE,
+    confidence   REAL,
+    applied_by   TEXT DEFAULT 'ai',
+    system_notes TEXT,
+    created_at   TEXT DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')),
+    UNIQUE (post_id, tag_id)
 );
 
 CREATE TABLE IF NOT EXISTS action_queue (
-    action_id    TEXT PRIMARY KEY,
-    post_id      TEXT NOT NULL REFERENCES posts(post_id) ON DELETE CASCADE,
-    action_type  TEXT NOT NULL,
-    status       TEXT NOT NULL DEFAULT 'queued'
-                 CHECK (status IN ('queued', 'processing', 'completed', 'failed', 'cancelled')),
-    payload      TEXT,
-    notes        TEXT,
-    created_at   TEXT NOT NULL,
-    updated_at   TEXT NOT NULL,
-    completed_at TEXT
+    action_id     TEXT PRIMARY KEY,
+    post_id       TEXT REFERENCES posts (post_id) ON DELETE CASCADE,
+    action_type   TEXT NOT NULL,
+    action_params TEXT,
+    status        TEXT DEFAULT 'queued',
+    priority      INTEGER DEFAULT 0,
+    scheduled_for TEXT,
+    executed_at   TEXT,
+    user_notes    TEXT,
+    system_notes  TEXT,
+    created_at    TEXT DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')),
+    updated_at    TEXT DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'))
 );
-CREATE INDEX IF NOT EXISTS idx_action_queue_status ON action_queue(status);
 
 CREATE TABLE IF NOT EXISTS post_media (
     media_id             TEXT PRIMARY KEY,
-    post_id              TEXT NOT NULL REFERENCES posts(post_id) ON DELETE CASCADE,
+    post_id              TEXT NOT NULL REFERENCES posts (post_id) ON DELETE CASCADE,
     media_type           TEXT NOT NULL,
     media_url            TEXT NOT NULL,
     local_file_path      TEXT,
@@ -112,17 +125,18 @@ CREATE TABLE IF NOT EXISTS post_media (
     width                INTEGER,
     height               INTEGER,
     ai_analysis_status   TEXT DEFAULT 'not_started'
-                         CHECK (ai_analysis_status IN ('not_started', 'started', 'completed', 'failed')),
+                         CHECK (ai_analysis_status IN ('not_started', 'started', 'completed', 'failed', 'pending')),
     ai_analysis          TEXT,
     ai_analyzed_at       TEXT,
-    created_at           TEXT NOT NULL,
-    updated_at           TEXT NOT NULL,
+    created_at           TEXT DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')),
+    updated_at           TEXT DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')),
     md5_sum              TEXT,
     archive_url          TEXT,
-    ai_analysis_log      TEXT NOT NULL DEFAULT '[]',
-    slot_key             TEXT NOT NULL,
+    ai_analysis_log      TEXT,
+    slot_key             TEXT,
     slot_role            TEXT,
     position             INTEGER NOT NULL DEFAULT 0,
+    duplicate_of         TEXT,
     url_expires_at       TEXT,
     download_status      TEXT NOT NULL DEFAULT 'pending'
                          CHECK (download_status IN ('pending', 'downloaded', 'failed')),
@@ -143,11 +157,60 @@ CREATE TABLE IF NOT EXISTS post_media (
     ai_completion_tokens INTEGER,
     ai_cost_usd          REAL
 );
-CREATE INDEX IF NOT EXISTS idx_post_media_post ON post_media(post_id);
-CREATE INDEX IF NOT EXISTS idx_media_md5_sum ON post_media(md5_sum);
-CREATE INDEX IF NOT EXISTS idx_media_archive_url ON post_media(archive_url) WHERE archive_url IS NOT NULL;
-CREATE UNIQUE INDEX IF NOT EXISTS idx_media_post_slot ON post_media(post_id, slot_key);
-CREATE INDEX IF NOT EXISTS idx_media_download_queue ON post_media(download_status, url_expires_at)
+CREATE INDEX IF NOT EXISTS idx_media_post_id ON post_media (post_id);
+CREATE INDEX IF NOT EXISTS idx_media_md5_sum ON post_media (md5_sum);
+CREATE INDEX IF NOT EXISTS idx_media_archive_url ON post_media (archive_url) WHERE archive_url IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS idx_media_post_slot ON post_media (post_id, slot_key) WHERE duplicate_of IS NULL;
+CREATE INDEX IF NOT EXISTS idx_media_slot_key ON post_media (slot_key);
+CREATE INDEX IF NOT EXISTS idx_media_download_queue ON post_media (download_status, url_expires_at)
     WHERE download_status <> 'downloaded';
-CREATE INDEX IF NOT EXISTS idx_media_ai_queue ON post_media(ai_analysis_status)
+CREATE INDEX IF NOT EXISTS idx_media_ai_queue ON post_media (ai_analysis_status)
     WHERE ai_analysis_status <> 'completed';
+
+-- The TUI's views, with the same columns as on PostgreSQL.
+CREATE VIEW IF NOT EXISTS v_main_post_view AS
+SELECT p.post_id, p.platform, p.urn,
+       strftime('%Y-%m-%d %H:%M:%S', p.posted_at_timestamp / 1000.0, 'unixepoch') AS posted_at_formatted,
+       p.author_username,
+       substr(p.text_content, 1, 50) AS text_preview,
+       CASE
+           WHEN json_extract(p.raw_json, '$.media.type') = 'images'
+                AND json_array_length(p.raw_json, '$.media.images') > 1
+               THEN '📷(' || json_array_length(p.raw_json, '$.media.images') || ')'
+           WHEN json_extract(p.raw_json, '$.media.type') IN ('image', 'images', 'video', 'document') THEN '📷'
+           ELSE ''
+       END AS media_indicator,
+       CASE WHEN p.is_marked THEN '★' ELSE '' END || coalesce(aq.action_types, '') AS marked_indicator,
+       p.first_seen_at, p.raw_json
+  FROM posts p
+  LEFT JOIN (SELECT post_id, group_concat(DISTINCT action_type) AS action_types
+               FROM action_queue GROUP BY post_id) aq ON aq.post_id = p.post_id
+ ORDER BY p.posted_at_timestamp DESC;
+
+CREATE VIEW IF NOT EXISTS v_post_engagement_history AS
+SELECT p.post_id, p.urn AS post_urn, p.author_username,
+       min(strftime('%Y-%m-%dT%H:%M:%f+00:00', p.posted_at_timestamp / 1000.0, 'unixepoch'),
+           coalesce((SELECT min(d.downloaded_at) FROM data_downloads d WHERE d.post_id = p.post_id), '9999'))
+           AS downloaded_at,
+       0 AS reactions, 0 AS comments, 0 AS reposts, 0 AS views, '{}' AS stats_json,
+       'virtual_initial_point' AS download_id, NULL AS run_id
+  FROM posts p
+UNION ALL
+SELECT dd.post_id, p.urn AS post_urn, p.author_username, dd.downloaded_at,
+       coalesce(dd.total_reactions, json_extract(dd.stats_json, '$.total_reactions'), 0) AS reactions,
+       coalesce(json_extract(dd.stats_json, '$.comments'), 0) AS comments,
+       coalesce(json_extract(dd.stats_json, '$.reposts'), json_extract(dd.stats_json, '$.shares'), 0) AS reposts,
+       coalesce(json_extract(dd.stats_json, '$.views'), 0) AS views,
+       dd.stats_json, dd.download_id, dd.run_id
+  FROM data_downloads dd JOIN posts p ON p.post_id = dd.post_id;
+
+CREATE VIEW IF NOT EXISTS v_profiles_with_stats AS
+SELECT pr.profile_id, pr.username, pr.name, pr.platform, pr.notes, pr.is_active, pr.created_at,
+       pr.updated_at, pr.last_synced_at,
+       coalesce((SELECT count(*) FROM posts p WHERE p.author_username = pr.username), 0) AS post_count,
+       coalesce((SELECT json_group_array(json_object('tag_id', t.tag_id, 'name', t.name, 'color', t.color,
+                                                    'description', t.description))
+                   FROM profile_tags pt JOIN tags t ON t.tag_id = pt.tag_id
+                  WHERE pt.profile_id = pr.profile_id), '[]') AS tags
+  FROM profiles pr
+ ORDER BY pr.created_at DESC;

@@ -1,39 +1,23 @@
--- Media tracking (media_handling_spec.md, "Migration: add_media_tracking_columns.sql").
+-- The media-handling spec's post_media migration as the installation applied it: checksum,
+-- archive URL, analysis log, a status CHECK that still allows the seed's 'pending', the new
+-- default 'not_started'. Every statement is safe to run again; no row is rewritten.
 
--- Add MD5 checksum column for file integrity verification
-ALTER TABLE post_media ADD COLUMN md5_sum TEXT;
+ALTER TABLE post_media ADD COLUMN IF NOT EXISTS md5_sum TEXT;
+ALTER TABLE post_media ADD COLUMN IF NOT EXISTS archive_url TEXT;
+ALTER TABLE post_media ADD COLUMN IF NOT EXISTS ai_analysis_log JSONB;
 
--- Add S3 archive URL column for cloud storage reference
-ALTER TABLE post_media ADD COLUMN archive_url TEXT;
+ALTER TABLE post_media DROP CONSTRAINT IF EXISTS post_media_ai_analysis_status_check;
+ALTER TABLE post_media ADD CONSTRAINT post_media_ai_analysis_status_check
+    CHECK (ai_analysis_status IN ('not_started', 'started', 'completed', 'failed', 'pending'));
+ALTER TABLE post_media ALTER COLUMN ai_analysis_status SET DEFAULT 'not_started';
 
--- Rows written with the old default ('pending') or none would violate the new CHECK.
-UPDATE post_media SET ai_analysis_status = 'not_started'
- WHERE ai_analysis_status IS NULL
-    OR ai_analysis_status NOT IN ('not_started', 'started', 'completed', 'failed');
+COMMENT ON TABLE post_media IS 'Media found in posts: local cache, S3 archive and AI analysis';
+COMMENT ON COLUMN post_media.md5_sum IS 'MD5 of the cached file, for integrity checks and deduplication';
+COMMENT ON COLUMN post_media.archive_url IS 'S3 URL of the archived copy';
+COMMENT ON COLUMN post_media.ai_analysis_status IS 'not_started, started, completed or failed (pending: older rows)';
+COMMENT ON COLUMN post_media.ai_analysis_log IS 'Events of downloads and analysis attempts';
 
--- Update ai_analysis_status to use enum-like constraint
-ALTER TABLE post_media
-  DROP CONSTRAINT IF EXISTS post_media_ai_analysis_status_check;
-
-ALTER TABLE post_media
-  ADD CONSTRAINT post_media_ai_analysis_status_check
-  CHECK (ai_analysis_status IN ('not_started', 'started', 'completed', 'failed'));
-
--- Change default value for ai_analysis_status
-ALTER TABLE post_media
-  ALTER COLUMN ai_analysis_status SET DEFAULT 'not_started';
-
--- Add ai_analysis_log column for detailed logging
-ALTER TABLE post_media ADD COLUMN ai_analysis_log JSONB;
-
--- Update comments
-COMMENT ON COLUMN post_media.md5_sum IS 'MD5 checksum of the media file for integrity verification';
-COMMENT ON COLUMN post_media.archive_url IS 'S3 URL for archived copy of media';
-COMMENT ON COLUMN post_media.ai_analysis_status IS 'Status: not_started, started, completed, failed';
-COMMENT ON COLUMN post_media.ai_analysis_log IS 'Detailed log of AI analysis attempts and results';
-
--- Add index for MD5 lookups (deduplication)
-CREATE INDEX idx_media_md5_sum ON post_media(md5_sum);
-
--- Add index for archive status tracking
-CREATE INDEX idx_media_archive_url ON post_media(archive_url) WHERE archive_url IS NOT NULL;
+CREATE INDEX IF NOT EXISTS idx_media_md5_sum ON post_media (md5_sum);
+CREATE INDEX IF NOT EXISTS idx_media_archive_url ON post_media (archive_url) WHERE archive_url IS NOT NULL;
+CREATE INDEX IF NOT EXISTS idx_media_ai_status_created ON post_media (ai_analysis_status, created_at)
+    WHERE ai_analysis_status IN ('not_started', 'started');

@@ -1,0 +1,3 @@
+-- v_post_engagement_history as the installation first created it (this version), reworked by the
+-- versions that follow. Its final form is in 20251201000100_fix_virtual_zero_point_min_time.sql;
+-- a fresh database gets only that form, an installation keeps the view it has.
