@@ -318,6 +318,22 @@ def wait_for_quiet(max_seconds: float, threshold: float = 0.3, window: float = 5
         log(f"other processes use {load:.2f} cores; waiting for a quieter machine")
 
 
+def check_stored(conn, count: int, media: int, what: str) -> None:
+    """Fail the scenario unless the import stored exactly `count` posts and `media` media rows
+    (`conn`: a sqlite3 or psycopg connection)."""
+    stored = conn.execute("SELECT count(*) FROM posts").fetchone()[0]
+    stored_media = conn.execute("SELECT count(*) FROM post_media").fetchone()[0]
+    if (stored, stored_media) != (count, media):
+        raise BenchError(f"{what} stored {stored} posts / {stored_media} media; expected {count} / {media}")
+
+
+def raw_insert_floor(backend: str, target: str, directory: Path, cwd: Path):
+    """`bench/raw_insert.py`: the floor an import is compared with, measured the same way."""
+    return run_measured(
+        bench_script("raw_insert.py", backend, target, str(directory)), env=clean_env(), cwd=cwd, timeout=600
+    )
+
+
 def project_cli(script: str, *args: str) -> list[str]:
     """`python <repo>/<script> args...`, as a user runs it."""
     return [PYTHON, str(ROOT / script), *args]

@@ -15,14 +15,14 @@ from bench.common import (
     BenchError,
     Context,
     Row,
-    bench_script,
-    clean_env,
+    check_stored,
     fmt_rate,
     fmt_seconds,
     log,
     not_measured,
     project_cli,
     project_env,
+    raw_insert_floor,
     run_measured,
     sqlite_url,
     throwaway_postgres,
@@ -77,18 +77,8 @@ def run(ctx: Context) -> list[Row]:
         env=project_env(ws / "sqlite", sqlite_url(db)), cwd=ws / "sqlite", timeout=900,
     )  # fmt: skip
     with sqlite3.connect(db) as conn:
-        stored = conn.execute("SELECT count(*) FROM posts").fetchone()[0]
-        stored_media = conn.execute("SELECT count(*) FROM post_media").fetchone()[0]
-    if stored != count or stored_media != media:
-        raise BenchError(
-            f"SQLite import stored {stored} posts / {stored_media} media; expected {count} / {media}"
-        )
-    theirs = run_measured(
-        bench_script("raw_insert.py", "sqlite", str(ws / "raw.db"), str(directory)),
-        env=clean_env(),
-        cwd=ws,
-        timeout=600,
-    )
+        check_stored(conn, count, media, "SQLite import")
+    theirs = raw_insert_floor("sqlite", str(ws / "raw.db"), directory, ws)
     rows.append(_row(f"a. import {count:,} posts `--no-media` into SQLite vs raw insert", count, media, ours, theirs,
                      "`sqlite3` executemany of (urn, raw_json) in one transaction"))  # fmt: skip
 
@@ -102,16 +92,8 @@ def run(ctx: Context) -> list[Row]:
             import psycopg
 
             with psycopg.connect(url) as conn:
-                stored = conn.execute("SELECT count(*) FROM posts").fetchone()[0]
-                stored_media = conn.execute("SELECT count(*) FROM post_media").fetchone()[0]
-            if stored != count or stored_media != media:
-                raise BenchError(f"PostgreSQL import stored {stored} posts / {stored_media} media")
-            theirs = run_measured(
-                bench_script("raw_insert.py", "postgres", url, str(directory)),
-                env=clean_env(),
-                cwd=ws,
-                timeout=600,
-            )
+                check_stored(conn, count, media, "PostgreSQL import")
+            theirs = raw_insert_floor("postgres", url, directory, ws)
         rows.append(_row(f"b. import {count:,} posts `--no-media` into PostgreSQL vs raw insert", count, media, ours,
                          theirs, "psycopg `COPY` of (urn, raw_json jsonb) in one transaction"))  # fmt: skip
     except BenchError as exc:

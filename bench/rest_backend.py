@@ -8,13 +8,12 @@ shape of the back end's traffic (how many requests an import makes), not Supabas
 from __future__ import annotations
 
 from bench.common import (
-    BenchError,
     Context,
-    bench_script,
-    clean_env,
+    check_stored,
     log,
     project_cli,
     project_env,
+    raw_insert_floor,
     run_measured,
     throwaway_postgres,
 )
@@ -38,18 +37,8 @@ def measure(ctx: Context, name: str, count: int, media: int, directory, make_row
         import psycopg
 
         with psycopg.connect(url) as conn:
-            stored = conn.execute("SELECT count(*) FROM posts").fetchone()[0]
-            stored_media = conn.execute("SELECT count(*) FROM post_media").fetchone()[0]
-        if stored != count or stored_media != media:
-            raise BenchError(
-                f"REST import stored {stored} posts / {stored_media} media; expected {count} / {media}"
-            )
-        theirs = run_measured(
-            bench_script("raw_insert.py", "postgres", url, str(directory)),
-            env=clean_env(),
-            cwd=ws,
-            timeout=600,
-        )
+            check_stored(conn, count, media, "REST import")
+        theirs = raw_insert_floor("postgres", url, directory, ws)
     row = make_row(name[2:] if name.startswith("6c") else name, count, media, ours, theirs,
                    "psycopg `COPY` straight into the same PostgreSQL")  # fmt: skip
     row.scenario = name

@@ -188,9 +188,11 @@ def test_no_cli_imports_another_cli_and_jobs_never_import_a_cli():
 def test_the_store_interface_never_imports_a_back_end():
     graph = import_graph()
     assert graph[f"{PACKAGE}.store.interface"] & BACK_ENDS == set()
-    assert all(graph[m] & BACK_ENDS == set() for m in graph if is_product(m) and not m.startswith(
-        (f"{PACKAGE}.store", "tests")
-    ))
+    assert all(
+        graph[m] & BACK_ENDS == set()
+        for m in graph
+        if is_product(m) and not m.startswith((f"{PACKAGE}.store", "tests"))
+    )
 
 
 def test_library_modules_never_print():

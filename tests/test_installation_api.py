@@ -37,14 +37,22 @@ def test_db_utils_ids_in_both_forms():
     assert db_utils.validate_aws_id("p-1a2b3c4d", db_utils.PREFIX_POST)  # the installation's form
     assert not db_utils.validate_aws_id("p-1a2b3c4d", "med") and not db_utils.validate_aws_id("p-xyz")
     assert db_utils.extract_prefix("nonsense") is None
-    assert len({db_utils.generate_aws_id("p") for _ in range(100_000)}) == 100_000  # 8 hex digits would collide
-    assert (db_utils.PREFIX_PROFILE_TAG, db_utils.PREFIX_POST_TAG, db_utils.PREFIX_ACTION) == ("pft", "ptg", "act")
+    assert (
+        len({db_utils.generate_aws_id("p") for _ in range(100_000)}) == 100_000
+    )  # 8 hex digits would collide
+    assert (db_utils.PREFIX_PROFILE_TAG, db_utils.PREFIX_POST_TAG, db_utils.PREFIX_ACTION) == (
+        "pft",
+        "ptg",
+        "act",
+    )
     assert (db_utils.PREFIX_DOWNLOAD, db_utils.PREFIX_RUN, db_utils.PREFIX_PROFILE, db_utils.PREFIX_TAG) == (
         "dl", "run", "prf", "tag",
     )  # fmt: skip
 
 
-def test_manage_data_api_with_a_supabase_client(media_env, postgrest_server, pg_clean_url, samples_dir, monkeypatch):
+def test_manage_data_api_with_a_supabase_client(
+    media_env, postgrest_server, pg_clean_url, samples_dir, monkeypatch
+):
     monkeypatch.setenv("MEDIA_CACHE_DIR", str(media_env / "cache" / "media"))
     client = create_client(postgrest_server.url, postgrest_server.service_key)
     posts = json.loads((samples_dir / SCRAPE1.name).read_text())
@@ -52,12 +60,28 @@ def test_manage_data_api_with_a_supabase_client(media_env, postgrest_server, pg_
     run_id = manage_data.create_download_run(client, script_name="update_data.py")
     stats, same_run = manage_data.import_directory(client, samples_dir / SCRAPE1.name, run_id=run_id)
     assert same_run == run_id
-    assert set(stats) == {"processed", "new", "duplicates", "errors", "media_total", "media_cached", "media_errors"}
+    assert set(stats) == {
+        "processed",
+        "new",
+        "duplicates",
+        "errors",
+        "media_total",
+        "media_cached",
+        "media_errors",
+    }
     assert stats["processed"] == len(posts) and stats["media_cached"] == stats["media_total"] > 0
-    manage_data.complete_download_run(client, run_id, {"processed": len(posts), "new": len(posts), "errors": 0})
+    manage_data.complete_download_run(
+        client, run_id, {"processed": len(posts), "new": len(posts), "errors": 0}
+    )
     [run] = client.table("download_runs").select("*").eq("run_id", run_id).execute().data
-    assert (run["status"], run["posts_fetched"], run["script_name"]) == ("completed", len(posts), "update_data.py")
-    post_id = client.table("posts").select("post_id").eq("urn", posts[0]["full_urn"]).execute().data[0]["post_id"]
+    assert (run["status"], run["posts_fetched"], run["script_name"]) == (
+        "completed",
+        len(posts),
+        "update_data.py",
+    )
+    post_id = (
+        client.table("posts").select("post_id").eq("urn", posts[0]["full_urn"]).execute().data[0]["post_id"]
+    )
     result = manage_data.extract_and_store_media(client, post_id, posts[0])
     assert set(result) == {"media_ids", "media_count", "media_cached", "media_errors"}
     assert result["media_count"] == len(result["media_ids"]) == result["media_cached"] > 0

@@ -60,7 +60,9 @@ def history_state(conn) -> list | None:
     """The recorded history, or None when the database keeps none."""
     if conn.execute("SELECT to_regclass('supabase_migrations.schema_migrations')").fetchone()[0] is None:
         return None
-    return conn.execute("SELECT version, name FROM supabase_migrations.schema_migrations ORDER BY 1").fetchall()
+    return conn.execute(
+        "SELECT version, name FROM supabase_migrations.schema_migrations ORDER BY 1"
+    ).fetchall()
 
 
 def test_migrate_keeps_every_row_and_twice_is_once(installation, tmp_path):
@@ -72,7 +74,10 @@ def test_migrate_keeps_every_row_and_twice_is_once(installation, tmp_path):
     history = rows(url, "SELECT version, statements FROM supabase_migrations.schema_migrations ORDER BY 1")
     second = migrate(url, tmp_path)
     assert second.returncode == 0 and "up to date" in second.stderr
-    assert rows(url, "SELECT version, statements FROM supabase_migrations.schema_migrations ORDER BY 1") == history
+    assert (
+        rows(url, "SELECT version, statements FROM supabase_migrations.schema_migrations ORDER BY 1")
+        == history
+    )
     with psycopg.connect(url) as conn:
         after = snapshot(conn)
     assert after["views"] == before["views"]  # the TUI's views: same columns
@@ -80,7 +85,11 @@ def test_migrate_keeps_every_row_and_twice_is_once(installation, tmp_path):
         new_rows = after["tables"][table]
         assert len(new_rows) == len(old_rows), table
         for old, new in zip(old_rows, new_rows, strict=True):
-            kept = {k: v for k, v in old.items() if k not in ("ai_analysis_log", "ai_analysis_status", "updated_at")}
+            kept = {
+                k: v
+                for k, v in old.items()
+                if k not in ("ai_analysis_log", "ai_analysis_status", "updated_at")
+            }
             assert {k: new[k] for k in kept} == kept, table
     media = {r["media_id"]: r for r in after["tables"]["post_media"]}
     analysed = media[seeded["media"]["analysed"]]
@@ -135,7 +144,10 @@ def test_the_original_scripts_keep_working_after_migrate(installation, tmp_path)
     assert media[again]["duplicate_of"] == first and media[first]["duplicate_of"] is None
     assert isinstance(media[first]["ai_analysis_log"], list)
     assert media[youtube]["slot_key"] == slot_key("https://www.youtube.com/watch?v=abc")
-    assert media[youtube]["download_status"] == "pending" and media[youtube]["ai_analysis_status"] == "not_started"
+    assert (
+        media[youtube]["download_status"] == "pending"
+        and media[youtube]["ai_analysis_status"] == "not_started"
+    )
 
 
 def test_our_import_fills_the_installation_the_way_its_readers_expect(installation, tmp_path):
@@ -152,7 +164,9 @@ def test_our_import_fills_the_installation_the_way_its_readers_expect(installati
     assert report.posts_new == 0  # every sample was stored by the original scripts: same post_id
     ids = {r["urn"]: r["post_id"] for r in rows(url, "SELECT urn, post_id FROM posts")}
     assert all(ids[urn] == post_id for urn, post_id in seeded["post_by_urn"].items())
-    cached = rows(url, "SELECT post_id, slot_key FROM post_media WHERE media_id = %s", (seeded["media"]["cached"],))[0]
+    cached = rows(
+        url, "SELECT post_id, slot_key FROM post_media WHERE media_id = %s", (seeded["media"]["cached"],)
+    )[0]
     same_slot = rows(
         url, "SELECT count(*) AS n FROM post_media WHERE post_id = %s AND slot_key = %s",
         (cached["post_id"], cached["slot_key"]),
@@ -222,4 +236,6 @@ def test_sqlite_has_the_installations_tables_and_views(tmp_path):
             have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
             assert {c.split()[0] for c in spec.split(",")} <= have, table
         for view, names in VIEW_COLUMNS.items():
-            assert [d[0] for d in conn.execute(f"SELECT * FROM {view} LIMIT 0").description] == names.split(), view
+            assert [
+                d[0] for d in conn.execute(f"SELECT * FROM {view} LIMIT 0").description
+            ] == names.split(), view

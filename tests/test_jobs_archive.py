@@ -116,7 +116,9 @@ def test_content_archived_under_another_row_is_reused(store, s3_settings, sample
     archive, puts = counting_archive(s3_settings)
     archive_rows(store, archive, plan_archive(store, archivable_rows(store, media_id=first["media_id"])))
     assert len(puts) == 1
-    report = archive_rows(store, archive, plan_archive(store, archivable_rows(store, media_id=twin["media_id"])))
+    report = archive_rows(
+        store, archive, plan_archive(store, archivable_rows(store, media_id=twin["media_id"]))
+    )
     assert len(puts) == 1 and report.reused == 1
     assert (
         store.get_media(twin["media_id"])["archive_url"] == store.get_media(first["media_id"])["archive_url"]
@@ -241,7 +243,9 @@ def test_archiving_a_small_file_is_one_put_verified_by_its_etag(
     calls: list[str] = []
     archive._client.meta.events.register("before-call.s3", lambda model, **_: calls.append(model.name))
     row = next(r for r in store.list_media() if r["media_type"] == "document")
-    report = archive_rows(store, archive, plan_archive(store, archivable_rows(store, media_id=row["media_id"])))
+    report = archive_rows(
+        store, archive, plan_archive(store, archivable_rows(store, media_id=row["media_id"]))
+    )
     assert report.uploaded == 1 and calls == ["PutObject"]
     stored = store.get_media(row["media_id"])
     body = s3.get_object(Bucket=bucket, Key=stored["archive_url"].split("/", 3)[3])["Body"].read()

@@ -17,7 +17,9 @@ def test_wheel_holds_the_package_its_schema_and_its_commands(tmp_path):
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source)
-    shutil.copytree(ROOT / "social_tui_media", source / "social_tui_media", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "social_tui_media", source / "social_tui_media", ignore=shutil.ignore_patterns("__pycache__")
+    )
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", tmp_path, source],
         check=True, capture_output=True, timeout=300,

@@ -20,7 +20,9 @@ from social_tui_media.store.interface import (
 
 def post(urn: str, text: str = "hello", posted_at: str = "2025-11-20T10:00:00+00:00") -> PostRecord:
     millis = int(datetime.fromisoformat(posted_at).timestamp() * 1000)
-    return PostRecord(urn, urn, millis, "ana", "Ana L", text, "https://x", "regular", {"urn": urn, "text": text})
+    return PostRecord(
+        urn, urn, millis, "ana", "Ana L", text, "https://x", "regular", {"urn": urn, "text": text}
+    )
 
 
 def slot(
@@ -115,7 +117,9 @@ def test_permanent_failures_retry_only_when_asked(store):
         ],
     )
     assert store.claim_downloads(DownloadClaim("w2", 5)) == []
-    assert [r["media_id"] for r in store.claim_downloads(DownloadClaim("w2", 5, retry_failed=True))] == [media_id]
+    assert [r["media_id"] for r in store.claim_downloads(DownloadClaim("w2", 5, retry_failed=True))] == [
+        media_id
+    ]
 
 
 def test_claims_are_exclusive_and_soonest_expiry_first(store):
@@ -216,7 +220,9 @@ def test_analysis_claim_is_exclusive_and_logs_started(store):
 
 def test_analysis_needs_a_cached_file(store):
     seeded(store, 2)  # pending downloads only
-    assert store.claim_analysis(AnalysisClaim("w1", 5, ["not_started"], make_event("ai_analysis_started"))) == []
+    assert (
+        store.claim_analysis(AnalysisClaim("w1", 5, ["not_started"], make_event("ai_analysis_started"))) == []
+    )
 
 
 def test_finish_analysis_completed_and_failed(store):
@@ -241,8 +247,12 @@ def test_finish_analysis_completed_and_failed(store):
     assert row["ai_analysis_status"] == "completed" and row["ai_prompt_tokens"] == 100
     assert row["ai_analyzed_at"] is not None
     assert store.get_media(ids[1])["ai_analysis_status"] == "failed"
-    assert store.claim_analysis(AnalysisClaim("w2", 5, ["not_started"], make_event("ai_analysis_started"))) == []
-    again = store.claim_analysis(AnalysisClaim("w2", 5, ["not_started", "failed"], make_event("ai_analysis_started")))
+    assert (
+        store.claim_analysis(AnalysisClaim("w2", 5, ["not_started"], make_event("ai_analysis_started"))) == []
+    )
+    again = store.claim_analysis(
+        AnalysisClaim("w2", 5, ["not_started", "failed"], make_event("ai_analysis_started"))
+    )
     assert [r["media_id"] for r in again] == [ids[1]]
 
 
@@ -250,10 +260,14 @@ def test_expired_analysis_lease_is_reclaimed_and_old_owner_cannot_finish(store):
     [media_id] = _analysable(store, 1)
     store.claim_analysis(AnalysisClaim("crashed", 1, ["not_started"], make_event("ai_analysis_started")))
     assert (
-        store.claim_analysis(AnalysisClaim("w2", 1, ["not_started"], make_event("ai_analysis_started"), lease_seconds=3600))
+        store.claim_analysis(
+            AnalysisClaim("w2", 1, ["not_started"], make_event("ai_analysis_started"), lease_seconds=3600)
+        )
         == []
     )
-    [row] = store.claim_analysis(AnalysisClaim("w2", 1, ["not_started"], make_event("ai_analysis_started"), lease_seconds=0))
+    [row] = store.claim_analysis(
+        AnalysisClaim("w2", 1, ["not_started"], make_event("ai_analysis_started"), lease_seconds=0)
+    )
     assert row["ai_claimed_by"] == "w2"
     late = AnalysisOutcome(
         media_id, "completed", make_event("ai_analysis_completed"), {"description": "late"}

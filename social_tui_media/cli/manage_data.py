@@ -80,4 +80,3 @@ def cmd_import(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return run_command(lambda: cmd_import(args))
-

@@ -237,7 +237,9 @@ def cmd_archive(args, settings: Settings, store: MediaStore) -> int:
     if args.dry_run:
         for group in plan.upload[:100]:
             first = group[0]
-            console.print(f"  {first['media_id']}  {first.get('file_size') or 0:>12,} B  {first['local_file_path']}")
+            console.print(
+                f"  {first['media_id']}  {first.get('file_size') or 0:>12,} B  {first['local_file_path']}"
+            )
         console.print(
             f"would upload {len(plan.upload)} files ({plan.upload_bytes:,} bytes) to s3://{archive.bucket}; "
             f"{plan.rows_reusing} rows would reuse an existing archive copy (dry run: nothing sent)"

@@ -40,5 +40,3 @@ def evict_if_needed(store: MediaStore, settings: Settings) -> EvictionReport:
             "run `python manage_media.py archive --all`"
         )
     return report
-
-

@@ -175,7 +175,9 @@ def _claimer(store, statuses, media_ids, limit, lease_seconds, model):
     left = [limit if limit is not None else float("inf")]
     fixed = None
     if set(statuses) != {"not_started"}:
-        fixed = iter(media_ids or [r["media_id"] for r in store.analysis_candidates(statuses, None, lease_seconds)])
+        fixed = iter(
+            media_ids or [r["media_id"] for r in store.analysis_candidates(statuses, None, lease_seconds)]
+        )
 
     def claim(me: str) -> dict | None:
         while True:

@@ -171,7 +171,9 @@ def complete_download_run(client: Any, run_id: str, stats: dict, error_message: 
     as_store(client).finish_run(run_id, counts, "failed" if error_message else "completed")
 
 
-def store_media_slots(client: Any, post_id: str, post_data: dict, problems: list[str] | None = None) -> list[str]:
+def store_media_slots(
+    client: Any, post_id: str, post_data: dict, problems: list[str] | None = None
+) -> list[str]:
     """Create or refresh the post's `post_media` slot rows; their media_ids, in order."""
     problems = [] if problems is None else problems
     rows = media_rows(post_id, post_data, f"post {post_id}", problems)
@@ -186,7 +188,9 @@ def extract_and_store_media(client: Any, post_id: str, post_data: dict) -> dict:
     store = as_store(client)
     problems: list[str] = []
     media_ids = store_media_slots(store, post_id, post_data, problems)
-    downloads = download_pending(store, load_settings(), media_ids=media_ids) if media_ids else DownloadReport()
+    downloads = (
+        download_pending(store, load_settings(), media_ids=media_ids) if media_ids else DownloadReport()
+    )
     return {
         "media_ids": media_ids,
         "media_count": len(media_ids),

@@ -669,6 +669,7 @@ class Archive:
 
 # -- the spec's module-level functions, on the archive the environment configures --------
 
+
 def upload_to_s3(local_path: Path, media_id: str) -> str:
     """Upload a media file to the archive and return its verified `s3://` URL."""
     path = Path(local_path)

@@ -83,7 +83,9 @@ class PostgresStore(SqlFunctionStore):
                 found = self._conn.execute(SIGNATURE_SQL, (function,)).fetchall()
             match = next((f for f in found if set(names) <= set(f["names"])), None)
             if match is None:
-                raise SchemaMissing(f"database has no function {function}: run `python manage_media.py migrate`")
+                raise SchemaMissing(
+                    f"database has no function {function}: run `python manage_media.py migrate`"
+                )
             types = dict(zip(match["names"], match["types"], strict=True))
             call = sql.SQL("{}({})").format(
                 sql.Identifier(function),
@@ -91,13 +93,17 @@ class PostgresStore(SqlFunctionStore):
             )
             source = sql.SQL("")
             if names:
-                record = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(types[n])) for n in names)
+                record = sql.SQL(", ").join(
+                    sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(types[n])) for n in names
+                )
                 source = sql.SQL(" FROM jsonb_to_record(%s::jsonb) AS r({})").format(record)
             rows = match["returns_rows"] or match["returns_set"]
             if rows:
-                statement = sql.SQL("SELECT f.* FROM {} f").format(call) if not names else sql.SQL(
-                    "SELECT f.*{}, LATERAL {} f"
-                ).format(source, call)
+                statement = (
+                    sql.SQL("SELECT f.* FROM {} f").format(call)
+                    if not names
+                    else sql.SQL("SELECT f.*{}, LATERAL {} f").format(source, call)
+                )
             else:
                 statement = sql.SQL("SELECT {} AS value{}").format(call, source)
             self._calls[key] = (statement, match["returns_rows"], match["returns_set"])

@@ -165,7 +165,9 @@ class SqlFunctionStore(ABC):
         }  # fmt: skip
         rows: list[dict] = []
         while True:
-            page = self._call("media_analysis_candidates", {**params, "p_after": rows[-1]["media_id"] if rows else None})
+            page = self._call(
+                "media_analysis_candidates", {**params, "p_after": rows[-1]["media_id"] if rows else None}
+            )
             rows += page
             if len(page) < PAGE_ROWS:
                 return sorted(rows, key=analysis_claim_order)

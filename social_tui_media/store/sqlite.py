@@ -327,7 +327,9 @@ class SQLiteStore:
     def claim_analysis(self, claim: AnalysisClaim) -> list[dict]:
         now = utc_now()
         with self._transaction() as conn:
-            picked = self._analysis_claimable(conn, claim.statuses, claim.media_ids, claim.lease_seconds, claim.limit)
+            picked = self._analysis_claimable(
+                conn, claim.statuses, claim.media_ids, claim.lease_seconds, claim.limit
+            )
             for row in picked:
                 log = json.dumps(parse_log(row["ai_analysis_log"]) + [claim.event])
                 conn.execute(
@@ -345,7 +347,10 @@ class SQLiteStore:
         lease_seconds: int = ANALYSIS_LEASE_SECONDS,
     ) -> list[dict]:
         with self._lock:
-            return [normalize_row(dict(r)) for r in self._analysis_claimable(self._conn, statuses, media_ids, lease_seconds)]
+            return [
+                normalize_row(dict(r))
+                for r in self._analysis_claimable(self._conn, statuses, media_ids, lease_seconds)
+            ]
 
     @staticmethod
     def _analysis_claimable(
@@ -506,6 +511,8 @@ def _counts(conn: sqlite3.Connection) -> dict:
     counts["posts_total"] = conn.execute("SELECT count(*) FROM posts").fetchone()[0]
     for column, key in (("download_status", "by_download_status"), ("ai_analysis_status", "by_ai_status")):
         counts[key] = dict(
-            conn.execute(f"SELECT {_COLUMN_READ.get(column, column)}, count(*) FROM post_media GROUP BY 1").fetchall()
+            conn.execute(
+                f"SELECT {_COLUMN_READ.get(column, column)}, count(*) FROM post_media GROUP BY 1"
+            ).fetchall()
         )
     return counts
