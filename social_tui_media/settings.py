@@ -35,6 +35,7 @@ class Settings:
     cache_dir: Path = _from_env("MEDIA_CACHE_DIR", Path("cache/media"))
     max_concurrent: int = _from_env("MEDIA_MAX_CONCURRENT", 5)
     download_timeout: float = _from_env("MEDIA_DOWNLOAD_TIMEOUT", 30.0)
+    min_download_rate: int = _from_env("MEDIA_MIN_DOWNLOAD_RATE", 1024)  # bytes/s over the first minute on
     max_file_size: int = _from_env("MEDIA_MAX_FILE_SIZE", 104_857_600)
     cache_limit: int = _from_env("MEDIA_CACHE_LIMIT", 10_737_418_240)
     allow_private_hosts: Networks = _from_env("MEDIA_ALLOW_PRIVATE_HOSTS", ())
