@@ -10,19 +10,30 @@ import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from social_tui_media.ids import PREFIX_RUN, generate_aws_id
 from social_tui_media.settings import ConfigError
 
 _URL_QUERY = re.compile(r"(https?://[^\s?#'\"]+)\?[^\s'\"]*")
-_SECRET = re.compile(r"(?i)\b(api[_-]?key|secret|password|token|authorization)(\s*[=:]\s*)\S+")
+# name=value, name: value, name='value' (a repr), "name": "value" (JSON), for any name holding one of these.
+_SECRET = re.compile(
+    r"""(?i)([\w-]*(?:api[_-]?key|secret|password|passwd|token|authorization|dsn)[\w-]*['"]?\s*[=:]\s*)"""
+    r"""(?:(?:bearer|basic)\s+)?('[^']*'|"[^"]*"|[^\s,;)}\]]+)"""
+)
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[\w.~+/=-]+")
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@", re.IGNORECASE)
+_API_KEY = re.compile(r"\bsk-[A-Za-z0-9_-]{8,}")
 _CONTEXT_KEYS = ("media_id", "post_id", "md5_sum", "url", "worker", "event")
 _HANDLER_NAME = "social-tui-media-jsonl"
 
 
 def scrub(text: str) -> str:
-    """Drop URL query strings (signed CDN tokens) and anything that looks like a secret."""
-    return _SECRET.sub(r"\1\2[redacted]", _URL_QUERY.sub(r"\1?[redacted]", text))
+    """Drop URL query strings (signed CDN tokens), passwords in URLs, bearer tokens, API keys and
+    the value of anything named like a secret."""
+    text = _URL_PASSWORD.sub(r"\1[redacted]@", _URL_QUERY.sub(r"\1?[redacted]", text))
+    text = _BEARER.sub(r"\1 [redacted]", _SECRET.sub(r"\1[redacted]", text))
+    return _API_KEY.sub("[redacted]", text)
 
 
 class JsonLinesFormatter(logging.Formatter):
@@ -47,9 +58,26 @@ class JsonLinesFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+_SECRET_NAME = re.compile(r"(?i)api[_-]?key|secret|password|passwd|token|authorization|cookie|dsn")
+
+
+def scrub_value(value: Any) -> Any:
+    """A JSON-like value with every string scrubbed and every secret-named field's value dropped."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {
+            k: "[redacted]" if isinstance(k, str) and _SECRET_NAME.search(k) and v else scrub_value(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [scrub_value(v) for v in value]
+    return value
+
+
 def _scrub_event(event: dict, hint: dict) -> dict:
-    """Sentry events get the same scrubbing as the log file."""
-    return json.loads(scrub(json.dumps(event, default=str)))
+    """Sentry events and breadcrumbs get the same scrubbing as the log file."""
+    return scrub_value(event)
 
 
 def configure_sentry(dsn: str, run_id: str) -> None:
@@ -60,7 +88,15 @@ def configure_sentry(dsn: str, run_id: str) -> None:
             "SENTRY_DSN is set but sentry-sdk is not installed: pip install 'social-tui-media[sentry]'"
         ) from None
 
-    sentry_sdk.init(dsn=dsn, before_send=_scrub_event)
+    # No local variables, request bodies or personal data leave the process; what does is scrubbed.
+    sentry_sdk.init(
+        dsn=dsn,
+        before_send=_scrub_event,
+        before_breadcrumb=lambda crumb, hint: _scrub_event(crumb, hint),
+        send_default_pii=False,
+        include_local_variables=False,
+        max_request_body_size="never",
+    )
     sentry_sdk.set_tag("run_id", run_id)
 
 

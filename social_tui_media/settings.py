@@ -6,10 +6,12 @@ Each setting names its environment variable and its default in one place: the fi
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
@@ -22,16 +24,17 @@ DEFAULT_SQLITE_URL = "sqlite:///data/social_tui.db"
 Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 
 
-def _from_env(variable: str, default: Any = None, *fallbacks: str) -> Any:
-    """A settings field read from `variable` (then `fallbacks`), else `default`."""
-    return field(default=default, metadata={"env": (variable, *fallbacks)})
+def _from_env(variable: str, default: Any = None, *fallbacks: str, secret: bool = False) -> Any:
+    """A settings field read from `variable` (then `fallbacks`), else `default`; a secret one
+    never appears in the settings' repr (tracebacks, error reports)."""
+    return field(default=default, repr=not secret, metadata={"env": (variable, *fallbacks)})
 
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str | None = _from_env("DATABASE_URL", None, "SUPABASE_DB_URL")
+    database_url: str | None = _from_env("DATABASE_URL", None, "SUPABASE_DB_URL", secret=True)
     supabase_url: str | None = _from_env("SUPABASE_URL")
-    supabase_api_key: str | None = _from_env("SUPABASE_API_KEY")
+    supabase_api_key: str | None = _from_env("SUPABASE_API_KEY", secret=True)
     cache_dir: Path = _from_env("MEDIA_CACHE_DIR", Path("cache/media"))
     max_concurrent: int = _from_env("MEDIA_MAX_CONCURRENT", 5)
     download_timeout: float = _from_env("MEDIA_DOWNLOAD_TIMEOUT", 30.0)
@@ -42,11 +45,11 @@ class Settings:
     s3_bucket: str | None = _from_env("AWS_S3_BUCKET")
     s3_region: str | None = _from_env("AWS_S3_REGION")
     s3_endpoint_url: str | None = _from_env("AWS_ENDPOINT_URL")
-    openai_api_key: str | None = _from_env("OPENAI_API_KEY")
+    openai_api_key: str | None = _from_env("OPENAI_API_KEY", secret=True)
     openai_base_url: str | None = _from_env("OPENAI_BASE_URL")
     ai_model: str = _from_env("MEDIA_AI_MODEL", "gpt-4o-mini")
     log_file: Path = _from_env("MEDIA_LOG_FILE", Path("log/media.log"))
-    sentry_dsn: str | None = _from_env("SENTRY_DSN")
+    sentry_dsn: str | None = _from_env("SENTRY_DSN", secret=True)
 
     @property
     def store_url(self) -> str:
@@ -64,9 +67,20 @@ def _positive(name: str, raw: str, kind: type) -> int | float:
         value = kind(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not {noun}") from None
-    if value <= 0:
-        raise ConfigError(f"{name}={raw!r} must be greater than zero")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name}={raw!r} must be a finite number greater than zero")
     return value
+
+
+URL_SETTINGS = ("SUPABASE_URL", "AWS_ENDPOINT_URL", "OPENAI_BASE_URL")
+
+
+def _url(name: str, raw: str) -> str:
+    """An http(s) URL with a host, or ConfigError naming the variable."""
+    parts = urlsplit(raw)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name}={raw!r} is not an http(s) URL, e.g. https://host:port")
+    return raw
 
 
 def parse_networks(raw: str) -> Networks:
@@ -90,6 +104,8 @@ def _parse(name: str, raw: str, default: Any) -> Any:
         return _positive(name, raw, type(default))
     if isinstance(default, Path):
         return Path(raw)
+    if name in URL_SETTINGS:
+        return _url(name, raw)
     if isinstance(default, tuple):
         return parse_networks(raw)
     return raw
@@ -106,4 +122,7 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env") -> Settings:
             if raw:
                 values[spec.name] = _parse(name, raw, spec.default)
                 break
-    return Settings(**values)
+    settings = Settings(**values)
+    if settings.cache_dir.exists() and not settings.cache_dir.is_dir():
+        raise ConfigError(f"MEDIA_CACHE_DIR={str(settings.cache_dir)!r} is a file, not a directory")
+    return settings

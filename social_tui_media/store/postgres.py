@@ -48,6 +48,10 @@ class PostgresStore(SqlFunctionStore):
     def __init__(self, conninfo: str, check_schema: bool = True):
         try:
             self._conn = psycopg.connect(conninfo, autocommit=True, row_factory=dict_row)
+        except psycopg.ProgrammingError:  # its message may quote the string, password included
+            raise StoreError(
+                "DATABASE_URL is not a valid PostgreSQL URL: expected postgresql://user:password@host:5432/dbname"
+            ) from None
         except psycopg.OperationalError as exc:
             reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "connection failed"
             raise StoreError(f"cannot connect to PostgreSQL at {_redacted(conninfo)}: {reason}") from None
