@@ -250,3 +250,75 @@ def test_archiving_a_small_file_is_one_put_verified_by_its_etag(
     stored = store.get_media(row["media_id"])
     body = s3.get_object(Bucket=bucket, Key=stored["archive_url"].split("/", 3)[3])["Body"].read()
     assert hashlib.md5(body).hexdigest() == row["md5_sum"]
+
+
+def _archived(store, s3_settings, s3_env, samples_dir, tmp_path) -> list[dict]:
+    downloaded(store, s3_settings, samples_dir)
+    assert manage(s3_env, "archive", "--all", cwd=tmp_path).returncode == 0
+    return store.list_media()
+
+
+def test_eviction_keeps_a_file_whose_archive_copy_no_longer_verifies(
+    store, s3_settings, s3_env, samples_dir, served, s3, bucket, tmp_path
+):
+    from social_tui_media.jobs.archive import archive_verifier
+
+    rows = _archived(store, s3_settings, s3_env, samples_dir, tmp_path)
+    victim = rows[0]
+    s3.put_object(Bucket=bucket, Key=victim["archive_url"].split("/", 3)[3], Body=b"not the file any more")
+    report = evict_lru(store, MediaCache(s3_settings.cache_dir), 0, archive_verifier(s3_settings))
+    kept = store.get_media(victim["media_id"])
+    assert Path(kept["local_file_path"]).is_file() and kept["evicted_at"] is None
+    assert kept["archive_url"] is None and kept["ai_analysis_log"][-1]["event"] == "media_archive_invalid"
+    assert report.files_evicted == 11 and report.kept_without_archive == 1
+
+
+def test_eviction_without_a_way_to_verify_keeps_every_file(
+    store, s3_settings, s3_env, samples_dir, served, tmp_path
+):
+    _archived(store, s3_settings, s3_env, samples_dir, tmp_path)
+    report = evict_lru(store, MediaCache(s3_settings.cache_dir), 0)
+    assert report.files_evicted == 0 and report.kept_without_archive == 12
+
+
+def test_restoring_a_corrupt_archive_copy_forgets_it_and_fetches_again(
+    store, s3_settings, s3_env, samples_dir, served, s3, bucket, tmp_path
+):
+    from social_tui_media.jobs.archive import archive_restorer
+    from social_tui_media.store.interface import requeue_for_download
+
+    victim = _archived(store, s3_settings, s3_env, samples_dir, tmp_path)[0]
+    key = victim["archive_url"].split("/", 3)[3]
+    s3.put_object(
+        Bucket=bucket, Key=key, Body=b"garbage", Metadata={"md5": victim["md5_sum"]}
+    )  # HEAD still agrees
+    Path(victim["local_file_path"]).unlink()
+    requeue_for_download(store, [victim["media_id"]], forget_path=True)
+    report = download_pending(
+        store,
+        s3_settings,
+        media_ids=[victim["media_id"]],
+        restorer=archive_restorer(s3_settings, store=store),
+    )
+    row = store.get_media(victim["media_id"])
+    assert report.downloaded == 1 and row["archive_url"] is None
+    assert calculate_md5(Path(row["local_file_path"])) == victim["md5_sum"]  # fetched from the CDN instead
+    assert "media_archive_invalid" in [e["event"] for e in row["ai_analysis_log"]]
+
+
+def test_repair_and_eviction_never_touch_a_file_outside_the_cache(
+    store, settings, cli_env, samples_dir, served, tmp_path
+):
+    downloaded(store, settings, samples_dir)
+    precious = tmp_path / "precious.txt"
+    precious.write_text("not media")
+    victim = store.list_media()[0]
+    store.update_media(victim["media_id"], {"local_file_path": str(precious), "md5_sum": "0" * 32})
+    report = evict_lru(store, MediaCache(settings.cache_dir), 0, force=True)
+    assert precious.read_text() == "not media" and report.outside_cache == 1
+    store.update_media(victim["media_id"], {"evicted_at": None})
+    result = manage(cli_env, "verify-cache", "--repair", "--json", cwd=tmp_path)
+    assert precious.read_text() == "not media"
+    assert result.returncode == 0, result.stderr
+    repaired = store.get_media(victim["media_id"])
+    assert MediaCache(settings.cache_dir).confined(repaired["local_file_path"]) is not None

@@ -141,6 +141,7 @@ def cmd_verify_cache(args, settings: Settings, store: MediaStore) -> int:
             ["missing files", len(report.missing)],
             ["corrupt files", len(report.corrupt)],
             ["rows pointing nowhere", len(report.dangling)],
+            ["rows pointing outside the cache (never touched)", len(report.outside)],
             ["files outside the cache layout", len(report.misplaced)],
         ]
         show(table("verify-cache", ["", "count"], rows))

@@ -29,14 +29,19 @@ def download_with_progress(store: MediaStore, settings: Settings, **options: Any
 
 
 def evict_if_needed(store: MediaStore, settings: Settings) -> EvictionReport:
-    report = evict_lru(store, MediaCache(settings.cache_dir), settings.cache_limit)
+    check = None
+    if settings.s3_bucket:  # archive copies are verified (HEAD) before a local file goes
+        from social_tui_media.jobs.archive import archive_verifier
+
+        check = archive_verifier(settings)
+    report = evict_lru(store, MediaCache(settings.cache_dir), settings.cache_limit, check)
     if report.files_evicted:
         console.print(
             f"evicted {report.files_evicted} files ({report.bytes_freed:,} bytes) to stay under MEDIA_CACHE_LIMIT"
         )
     if report.kept_without_archive:
         warn(
-            f"cache exceeds MEDIA_CACHE_LIMIT but {report.kept_without_archive} files have no archive copy; "
+            f"cache exceeds MEDIA_CACHE_LIMIT but {report.kept_without_archive} files have no verified archive copy; "
             "run `python manage_media.py archive --all`"
         )
     return report

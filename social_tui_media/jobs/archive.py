@@ -7,13 +7,21 @@ copy without a request, and a row gets `archive_url` only after the object was v
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from social_tui_media.jobs import Progress
+from social_tui_media.jobs.evict import forget_archive_copy
 from social_tui_media.media.cache import CATEGORIES, CATEGORY_BY_MEDIA_TYPE, CachedMedia, MediaCache
-from social_tui_media.media.s3_archive import Archive, ArchivedObject, ArchiveError, parse_s3_url
+from social_tui_media.media.s3_archive import (
+    Archive,
+    ArchiveCopyCorrupt,
+    ArchivedObject,
+    ArchiveError,
+    parse_s3_url,
+)
 from social_tui_media.settings import Settings
 from social_tui_media.store.interface import MediaStore, make_event
 from social_tui_media.store.rows import utc_now
@@ -150,8 +158,20 @@ def _settle(store: MediaStore, future: Future, group: list[dict], report: Archiv
     return sent
 
 
-def archive_restorer(settings: Settings, archive: Archive | None = None):
-    """A downloader restorer: brings a row's file back from its archive copy into the cache."""
+def archive_verifier(settings: Settings, archive: Archive | None = None) -> Callable[[dict], bool]:
+    """An eviction check: does the row's archive copy exist with its size and MD5 right now (HEAD)?
+    Raises when the archive cannot be asked (configuration, network)."""
+    archive = archive or Archive(settings)
+
+    def check(row: dict) -> bool:
+        return archive.verify(row["archive_url"], row["md5_sum"], expected_size=row.get("file_size"))
+
+    return check
+
+
+def archive_restorer(settings: Settings, archive: Archive | None = None, store: MediaStore | None = None):
+    """A downloader restorer: brings a row's file back from its archive copy into the cache; a
+    copy whose bytes no longer match is forgotten on the row (with `store`)."""
     archive = archive or Archive(settings)
 
     def restore(row: dict, cache: MediaCache) -> CachedMedia | None:
@@ -164,6 +184,10 @@ def archive_restorer(settings: Settings, archive: Archive | None = None):
         dest = cache.path_for(category, row["md5_sum"], extension)
         try:
             archive.restore(row["archive_url"], dest, row["md5_sum"])
+        except ArchiveCopyCorrupt as error:
+            if store is not None:
+                forget_archive_copy(store, row, str(error))
+            return None
         except ArchiveError as error:
             log.warning("restore from archive failed: %s", error, extra={"media_id": row["media_id"]})
             return None

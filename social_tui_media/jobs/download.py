@@ -199,7 +199,7 @@ def download_pending(
     feed = MediaFeed(media_ids, closed=True) if isinstance(media_ids, list) else media_ids
     if feed is not None and feed.finished():
         return report
-    restorer = restorer or archive_restorer_for(settings)
+    restorer = restorer or archive_restorer_for(settings, store)
     cache = MediaCache(settings.cache_dir)
     cache.ensure_dirs()
     cache.clean_leftovers()
@@ -222,13 +222,13 @@ def download_pending(
     return report
 
 
-def archive_restorer_for(settings: Settings) -> Restorer | None:
+def archive_restorer_for(settings: Settings, store: MediaStore | None = None) -> Restorer | None:
     """Restores from the S3 archive when one is configured (AWS_S3_BUCKET), else None."""
     if not settings.s3_bucket:
         return None
     from social_tui_media.jobs.archive import archive_restorer  # boto3 loads only with a bucket
 
-    return archive_restorer(settings)
+    return archive_restorer(settings, store=store)
 
 
 @dataclass

@@ -1,17 +1,22 @@
 """LRU eviction when the cache outgrows `MEDIA_CACHE_LIMIT`. Never deletes the only copy of a
-file: only files whose bytes have a verified archive copy go, unless forced."""
+file: a file goes only when its archive copy verifies now (HEAD: size and stored MD5), unless
+forced; an archive copy that no longer verifies is forgotten, so nothing trusts it again."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from social_tui_media.media.cache import MediaCache
-from social_tui_media.store.interface import MediaStore
+from social_tui_media.store.interface import MediaStore, make_event
 from social_tui_media.store.rows import utc_now
 
 log = logging.getLogger(__name__)
+
+# True when the row's archive copy verifies, False when it definitely does not; raises when it
+# cannot be checked now (the archive unreachable): the file is then kept and the row left alone.
+ArchiveCheck = Callable[[dict], bool]
 
 
 @dataclass
@@ -19,36 +24,88 @@ class EvictionReport:
     cache_bytes_before: int = 0
     files_evicted: int = 0
     bytes_freed: int = 0
-    kept_without_archive: int = 0  # files that would have gone, but have no archive copy
+    kept_without_archive: int = 0  # files that would have gone, but have no verified archive copy
+    outside_cache: int = 0  # rows pointing outside the cache root: reported, never touched
 
 
-def _files_by_last_use(rows: list[dict]) -> list[tuple[str, Path, bool, list[str]]]:
-    """(last used, path, archived, media_ids) per cached file, least recently used first."""
-    files: dict[str, dict] = {}
+@dataclass(frozen=True)
+class _CachedFile:
+    last_used: str
+    path: str
+    rows: list[dict]
+
+
+def _files_by_last_use(rows: list[dict]) -> list[_CachedFile]:
+    """Each cached file with its rows, least recently used first."""
+    files: dict[str, list[dict]] = {}
     for row in rows:
-        path = row.get("local_file_path")
-        if not path or row.get("evicted_at"):
+        if row.get("local_file_path") and not row.get("evicted_at"):
+            files.setdefault(row["local_file_path"], []).append(row)
+    used = {
+        p: max((r.get("cache_used_at") or r.get("downloaded_at") or "") for r in rs)
+        for p, rs in files.items()
+    }
+    return sorted((_CachedFile(used[p], p, rs) for p, rs in files.items()), key=lambda f: f.last_used)
+
+
+def forget_archive_copy(store: MediaStore, row: dict, reason: str) -> None:
+    """A row's archive copy failed verification: clear it, so nothing (eviction above all) trusts it."""
+    log.warning(
+        "archive copy of %s is not usable: %s", row["media_id"], reason, extra={"media_id": row["media_id"]}
+    )
+    store.update_media(
+        row["media_id"],
+        {"archive_url": None, "archived_at": None},
+        make_event("media_archive_invalid", "failed", {"archive_url": row["archive_url"], "reason": reason}),
+    )
+
+
+def _archive_verified(store: MediaStore, rows: list[dict], check: ArchiveCheck | None) -> bool:
+    """Whether one of these rows has an archive copy that verifies right now."""
+    for row in rows:
+        if not (row.get("archive_url") and row.get("archived_at")) or check is None:
             continue
-        entry = files.setdefault(path, {"used": "", "archived": False, "ids": []})
-        entry["used"] = max(entry["used"], row.get("cache_used_at") or row.get("downloaded_at") or "")
-        entry["archived"] |= bool(row.get("archive_url") and row.get("archived_at"))
-        entry["ids"].append(row["media_id"])
-    ordered = sorted(files.items(), key=lambda item: item[1]["used"])
-    return [(e["used"], Path(p), e["archived"], e["ids"]) for p, e in ordered]
+        try:
+            if check(row):
+                return True
+        except Exception as error:  # noqa: BLE001 - unreachable archive: keep the file, change nothing
+            log.warning("cannot verify archive copy: %s", error, extra={"media_id": row["media_id"]})
+            continue
+        log.warning(
+            "archive copy %s does not verify; forgetting it",
+            row["archive_url"],
+            extra={"media_id": row["media_id"]},
+        )
+        store.update_media(
+            row["media_id"],
+            {"archive_url": None, "archived_at": None},
+            make_event("media_archive_invalid", "failed", {"archive_url": row["archive_url"]}),
+        )
+    return False
 
 
-def evict_lru(store: MediaStore, cache: MediaCache, limit_bytes: int, force: bool = False) -> EvictionReport:
+def evict_lru(
+    store: MediaStore,
+    cache: MediaCache,
+    limit_bytes: int,
+    archive_check: ArchiveCheck | None = None,
+    force: bool = False,
+) -> EvictionReport:
     """Delete least recently used cached files until the cache fits in `limit_bytes`."""
     _, total = cache.usage()
     report = EvictionReport(cache_bytes_before=total)
     if total <= limit_bytes:
         return report
-    for _, path, archived, media_ids in _files_by_last_use(store.list_media(download_status="downloaded")):
+    for cached in _files_by_last_use(store.list_media(download_status="downloaded")):
         if total <= limit_bytes:
             break
+        path = cache.confined(cached.path)
+        if path is None:
+            report.outside_cache += len(cached.rows)
+            continue
         if not path.is_file():
             continue
-        if not archived and not force:
+        if not force and not _archive_verified(store, cached.rows, archive_check):
             report.kept_without_archive += 1
             continue
         size = path.stat().st_size
@@ -56,12 +113,13 @@ def evict_lru(store: MediaStore, cache: MediaCache, limit_bytes: int, force: boo
         total -= size
         report.files_evicted += 1
         report.bytes_freed += size
-        for media_id in media_ids:
-            store.update_media(media_id, {"evicted_at": utc_now()})
+        for row in cached.rows:
+            store.update_media(row["media_id"], {"evicted_at": utc_now()})
         log.info("evicted %s (%d bytes)", path.name, size)
     if total > limit_bytes and report.kept_without_archive:
         log.warning(
-            "cache is %d bytes over MEDIA_CACHE_LIMIT; %d files have no archive copy: run `manage_media.py archive --all`",
+            "cache is %d bytes over MEDIA_CACHE_LIMIT; %d files have no verified archive copy: "
+            "run `manage_media.py archive --all`",
             total - limit_bytes,
             report.kept_without_archive,
         )

@@ -26,10 +26,11 @@ class VerifyReport:
     misplaced: list[dict] = field(
         default_factory=list
     )  # intact, but outside the cache layout (older scripts)
+    outside: list[dict] = field(default_factory=list)  # path outside the cache: reported, never touched
 
     @property
     def problems(self) -> list[dict]:
-        return self.missing + self.corrupt + self.dangling
+        return self.missing + self.corrupt + self.dangling + self.outside
 
     def as_dict(self) -> dict:
         brief = lambda rows: [  # noqa: E731
@@ -44,6 +45,7 @@ class VerifyReport:
             "dangling": brief(self.dangling),
             "moved": brief(self.moved),
             "misplaced": brief(self.misplaced),
+            "outside_cache": brief(self.outside),
         }
 
 
@@ -64,7 +66,11 @@ def verify_cache(store: MediaStore, cache: MediaCache, workers: int | None = Non
         if not row.get("local_file_path") or not row.get("md5_sum"):
             report.dangling.append(row)
             continue
-        path = Path(row["local_file_path"])
+        path = cache.confined(row["local_file_path"], legacy_too=True)
+        if path is None:  # never read, hashed or deleted: a repair only forgets the path
+            log.warning("%s points outside the cache: %s", row["media_id"], row["local_file_path"])
+            report.outside.append(row)
+            continue
         if not path.is_file():
             elsewhere = cache.find(row["md5_sum"])
             (report.moved if elsewhere else report.missing).append(row)
@@ -121,8 +127,8 @@ def adopt_misplaced(store: MediaStore, cache: MediaCache, report: VerifyReport) 
 
 def mark_for_refetch(store: MediaStore, cache: MediaCache, report: VerifyReport) -> list[str]:
     """Remove corrupt files, point moved rows at their file, and queue broken rows again."""
-    corrupt_paths = {Path(r["local_file_path"]) for r in report.corrupt if r.get("local_file_path")}
-    for path in corrupt_paths:
+    corrupt_paths = {cache.confined(r["local_file_path"]) for r in report.corrupt if r.get("local_file_path")}
+    for path in corrupt_paths - {None}:  # a corrupt file of the older scripts' cache is left as it is
         log.warning("removing corrupt cached file %s", path.name)
         cache.remove(path)
     for row in report.moved:

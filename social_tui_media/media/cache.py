@@ -221,8 +221,22 @@ class MediaCache:
                     return candidate
         return None
 
+    def confined(self, path: str | Path | None, legacy_too: bool = False) -> Path | None:
+        """`path` (as a database row holds it) resolved, when it lies inside the cache root (or,
+        with `legacy_too`, the older scripts' cache to adopt from); else None. Paths read from
+        the database are never used for a file operation before passing here."""
+        if not path:
+            return None
+        resolved = Path(path).resolve()
+        roots = (self.root, self.legacy_dir) if legacy_too else (self.root,)
+        return resolved if any(resolved.is_relative_to(r.resolve()) for r in roots) else None
+
     def remove(self, path: Path) -> None:
-        Path(path).unlink(missing_ok=True)
+        """Delete a file of the cache; a path outside the cache root is refused."""
+        inside = self.confined(path)
+        if inside is None:
+            raise ValueError(f"{path} is outside the cache {self.root}: not deleted")
+        inside.unlink(missing_ok=True)
 
 
 # The installation's media_cache API, on the configured cache --------------------------------

@@ -84,6 +84,10 @@ class ArchiveError(Exception):
     """Uploading, verifying or restoring one item failed; the message says which and why."""
 
 
+class ArchiveCopyCorrupt(ArchiveError):
+    """The archived object's bytes no longer have the row's MD5: the copy must not be trusted."""
+
+
 class LocalFileCorrupt(ArchiveError):
     """The local file no longer matches its recorded MD5, so it was not uploaded."""
 
@@ -569,7 +573,7 @@ class Archive:
                 out.flush()
                 os.fsync(out.fileno())
             if digest.hexdigest() != md5_sum:
-                raise ArchiveError(
+                raise ArchiveCopyCorrupt(
                     f"s3://{bucket}/{key} has MD5 {digest.hexdigest()}, expected {md5_sum}: "
                     f"not restored to {dest}"
                 )
