@@ -218,6 +218,23 @@ def test_setup_bucket_creates_private_encrypted_bucket_idempotently(s3_env, s3, 
     assert all(block.values()) and len(block) == 4
     rules = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
     assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    [lifecycle] = s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]  # added once, not twice
+    assert lifecycle["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+
+
+def test_setup_bucket_keeps_the_users_own_lifecycle_rules(s3_env, s3, bucket, tmp_path):
+    mine = {"ID": "to-glacier", "Status": "Enabled", "Filter": {"Prefix": "media/"},
+            "Transitions": [{"Days": 90, "StorageClass": "GLACIER"}]}  # fmt: skip
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [mine]})
+    assert manage(s3_env, "setup-bucket", cwd=tmp_path).returncode == 0
+    rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
+    assert rules["to-glacier"]["Transitions"] == mine["Transitions"]
+    assert (
+        rules["social-tui-abort-incomplete-multipart"]["AbortIncompleteMultipartUpload"][
+            "DaysAfterInitiation"
+        ]
+        == 7
+    )
 
 
 @pytest.mark.parametrize(

@@ -56,6 +56,7 @@ MIB = 1024 * 1024
 DEFAULT_MULTIPART_THRESHOLD = 8 * MIB
 DEFAULT_MULTIPART_CHUNKSIZE = 8 * MIB
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4 limit
+ABORT_INCOMPLETE_DAYS = 7
 _READ_BLOCK = MIB
 
 _NO_BUCKET = "AWS_S3_BUCKET is not set: set it in .env to the archive bucket's name"
@@ -255,6 +256,7 @@ class Archive:
             actions = [self._ensure_bucket(bucket)]
             actions.append(self._ensure_public_access_block(bucket))
             actions.append(self._ensure_encryption(bucket))
+            actions.append(self._ensure_multipart_cleanup(bucket))
         except (BotoCoreError, ClientError) as exc:
             raise self._config_error(exc, bucket) from exc
         for action in actions:
@@ -286,6 +288,34 @@ class Archive:
             Bucket=bucket, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
         )
         return f"created bucket '{bucket}' in {self.region}"
+
+    def _ensure_multipart_cleanup(self, bucket: str) -> str:
+        """A lifecycle rule aborting multipart uploads left incomplete (a killed run) after
+        ABORT_INCOMPLETE_DAYS; the bucket's other rules are kept as they are."""
+        try:
+            try:
+                rules = self._client.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+            except ClientError as exc:
+                if _error_code(exc) != "NoSuchLifecycleConfiguration":
+                    raise
+                rules = []
+            if any("AbortIncompleteMultipartUpload" in rule for rule in rules):
+                return "incomplete multipart uploads already expire"
+            rule = {
+                "ID": "social-tui-abort-incomplete-multipart",
+                "Status": "Enabled",
+                "Filter": {"Prefix": ""},
+                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABORT_INCOMPLETE_DAYS},
+            }
+            self._client.put_bucket_lifecycle_configuration(
+                Bucket=bucket, LifecycleConfiguration={"Rules": [*rules, rule]}
+            )
+            return f"incomplete multipart uploads now expire after {ABORT_INCOMPLETE_DAYS} days"
+        except ClientError as exc:
+            if _error_code(exc) not in _NOT_SUPPORTED_CODES:
+                raise
+            logger.warning("endpoint does not support lifecycle rules: %s", exc)
+            return "warning: this endpoint does not support lifecycle rules; abort stale multipart uploads by hand"
 
     def _ensure_public_access_block(self, bucket: str) -> str:
         wanted = {
