@@ -4,9 +4,11 @@ the real boto3 client against moto's S3 server on 127.0.0.1."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -339,3 +341,19 @@ def test_repair_and_eviction_never_touch_a_file_outside_the_cache(
     assert result.returncode == 0, result.stderr
     repaired = store.get_media(victim["media_id"])
     assert MediaCache(settings.cache_dir).confined(repaired["local_file_path"]) is not None
+
+
+def test_stray_cache_files_are_reported_and_repair_removes_only_old_ones(
+    store, settings, cli_env, samples_dir, served, tmp_path
+):
+    downloaded(store, settings, samples_dir)
+    images = settings.cache_dir / "images"
+    old, fresh = images / ("a" * 32 + ".jpg"), images / ("b" * 32 + ".jpg")
+    old.write_bytes(b"left by a crash long ago")
+    fresh.write_bytes(b"a download about to be recorded")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    report = json.loads(manage(cli_env, "verify-cache", "--json", cwd=tmp_path).stdout)
+    assert report["stray_files"] == [str(old)]
+    assert manage(cli_env, "verify-cache", "--repair", cwd=tmp_path).returncode == 0
+    assert not old.exists() and fresh.exists()
+    assert all(Path(r["local_file_path"]).is_file() for r in store.list_media())

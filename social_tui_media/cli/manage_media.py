@@ -9,7 +9,7 @@ import argparse
 from datetime import date
 from typing import TYPE_CHECKING
 
-from social_tui_media.jobs.verify import adopt_misplaced, mark_for_refetch, verify_cache
+from social_tui_media.jobs.verify import adopt_misplaced, mark_for_refetch, remove_strays, verify_cache
 from social_tui_media.logs import configure_logging
 from social_tui_media.media.cache import MediaCache
 from social_tui_media.settings import Settings, load_settings
@@ -125,7 +125,8 @@ def cmd_download_all(args, settings: Settings, store: MediaStore) -> int:
 def cmd_verify_cache(args, settings: Settings, store: MediaStore) -> int:
     cache = MediaCache(settings.cache_dir)
     report = verify_cache(store, cache)
-    if args.repair and (report.problems or report.moved or report.misplaced):
+    if args.repair and (report.problems or report.moved or report.misplaced or report.stray):
+        remove_strays(cache, report)
         adopt_misplaced(store, cache, report)
         queued = mark_for_refetch(store, cache, report)
         if queued:
@@ -142,6 +143,7 @@ def cmd_verify_cache(args, settings: Settings, store: MediaStore) -> int:
             ["corrupt files", len(report.corrupt)],
             ["rows pointing nowhere", len(report.dangling)],
             ["rows pointing outside the cache (never touched)", len(report.outside)],
+            ["stray files (no row points at them)", len(report.stray)],
             ["files outside the cache layout", len(report.misplaced)],
         ]
         show(table("verify-cache", ["", "count"], rows))
@@ -149,6 +151,8 @@ def cmd_verify_cache(args, settings: Settings, store: MediaStore) -> int:
             warn(
                 f"{row['media_id']} ({row.get('local_file_path') or 'no file'}): needs repair; run `verify-cache --repair`"
             )
+    if report.stray and not args.repair:
+        warn(f"{len(report.stray)} files in the cache belong to no row: `verify-cache --repair` removes them")
     return EXIT_ITEMS_FAILED if report.problems else EXIT_OK
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ from social_tui_media.media.cache import MediaCache, MediaRejected, calculate_md
 from social_tui_media.store.interface import MediaStore, requeue_for_download
 
 log = logging.getLogger(__name__)
+STRAY_AGE_SECONDS = 3600
 
 
 @dataclass
@@ -27,6 +29,7 @@ class VerifyReport:
         default_factory=list
     )  # intact, but outside the cache layout (older scripts)
     outside: list[dict] = field(default_factory=list)  # path outside the cache: reported, never touched
+    stray: list[Path] = field(default_factory=list)  # cache files no row points at, older than STRAY_AGE
 
     @property
     def problems(self) -> list[dict]:
@@ -46,6 +49,7 @@ class VerifyReport:
             "moved": brief(self.moved),
             "misplaced": brief(self.misplaced),
             "outside_cache": brief(self.outside),
+            "stray_files": [str(p) for p in self.stray],
         }
 
 
@@ -59,8 +63,10 @@ def _hash_or_none(path: Path) -> tuple[str | None, int]:
 def verify_cache(store: MediaStore, cache: MediaCache, workers: int | None = None) -> VerifyReport:
     """Re-hash every file the database says is cached (each file once, all cores)."""
     report = VerifyReport()
-    rows = [r for r in store.list_media(download_status="downloaded") if not r.get("evicted_at")]
+    every_row = store.list_media()
+    rows = [r for r in every_row if r["download_status"] == "downloaded" and not r.get("evicted_at")]
     report.rows_checked = len(rows)
+    report.stray = stray_files(cache, every_row)
     by_file: dict[Path, list[dict]] = {}
     for row in rows:
         if not row.get("local_file_path") or not row.get("md5_sum"):
@@ -123,6 +129,22 @@ def adopt_misplaced(store: MediaStore, cache: MediaCache, report: VerifyReport) 
         )
         adopted += 1
     return adopted
+
+
+def stray_files(cache: MediaCache, rows: list[dict], min_age: float = STRAY_AGE_SECONDS) -> list[Path]:
+    """Complete files in the cache that no row points at. Only files older than `min_age`: a
+    download that just finished may not be recorded yet."""
+    referenced = {cache.confined(r.get("local_file_path")) for r in rows}
+    cutoff = time.time() - min_age
+    return sorted(p for p in cache.cached_files() if p.resolve() not in referenced and p.stat().st_mtime < cutoff)
+
+
+def remove_strays(cache: MediaCache, report: VerifyReport) -> int:
+    """Delete the stray files a verification found; returns how many."""
+    for path in report.stray:
+        log.warning("removing stray cache file %s (no row points at it)", path.name)
+        cache.remove(path)
+    return len(report.stray)
 
 
 def mark_for_refetch(store: MediaStore, cache: MediaCache, report: VerifyReport) -> list[str]:
