@@ -148,6 +148,7 @@ def project_env(ws_dir: Path, database_url: str, **extra: str) -> dict[str, str]
         MEDIA_CACHE_DIR=str(ws_dir / "cache" / "media"),
         MEDIA_ALLOW_PRIVATE_HOSTS="127.0.0.1",
         MEDIA_LOG_FILE=str(ws_dir / "log" / "media.log"),
+        SOCIAL_TUI_HOME=str(ws_dir),
         **extra,
     )
 

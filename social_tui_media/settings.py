@@ -20,7 +20,9 @@ class ConfigError(Exception):
     """A setting is missing or malformed; the message says which variable to set."""
 
 
-DEFAULT_SQLITE_URL = "sqlite:///data/social_tui.db"
+DEFAULT_SQLITE_PATH = Path("data/social_tui.db")
+DEFAULT_SQLITE_URL = f"sqlite:///{DEFAULT_SQLITE_PATH}"
+USE_HOME_ENV = "home"  # load_settings' default: the `.env` in the home
 Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 
 
@@ -30,8 +32,20 @@ def _from_env(variable: str, default: Any = None, *fallbacks: str, secret: bool 
     return field(default=default, repr=not secret, metadata={"env": (variable, *fallbacks)})
 
 
+def default_home() -> Path:
+    """Where `.env`, `data/`, `cache/` and `log/` live when SOCIAL_TUI_HOME is unset: the checkout
+    the scripts are in (as the installation's scripts do), else, installed as a package, the
+    user's data directory."""
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "manage_media.py").is_file():
+        return checkout
+    data = os.environ.get("XDG_DATA_HOME", "").strip()
+    return (Path(data) if data else Path.home() / ".local" / "share") / "social-tui"
+
+
 @dataclass(frozen=True)
 class Settings:
+    home: Path = _from_env("SOCIAL_TUI_HOME", Path("."))
     database_url: str | None = _from_env("DATABASE_URL", None, "SUPABASE_DB_URL", secret=True)
     supabase_url: str | None = _from_env("SUPABASE_URL")
     supabase_api_key: str | None = _from_env("SUPABASE_API_KEY", secret=True)
@@ -58,7 +72,7 @@ class Settings:
             return self.database_url
         if self.supabase_url and self.supabase_api_key:
             return "supabase-rest"
-        return DEFAULT_SQLITE_URL
+        return f"sqlite:///{_under(self.home, DEFAULT_SQLITE_PATH)}"
 
 
 def _positive(name: str, raw: str, kind: type) -> int | float:
@@ -111,18 +125,58 @@ def _parse(name: str, raw: str, default: Any) -> Any:
     return raw
 
 
-def load_settings(env_file: str | os.PathLike[str] | None = ".env") -> Settings:
-    """Read settings from the environment, after loading `.env` (which never overrides)."""
-    if env_file and Path(env_file).is_file():
-        load_dotenv(env_file, override=False)
-    values = {}
+def _home() -> Path:
+    raw = os.environ.get("SOCIAL_TUI_HOME", "").strip()
+    return Path(raw).expanduser().resolve() if raw else default_home()
+
+
+def _under(home: Path, path: Path) -> Path:
+    return path if path.is_absolute() else home / path
+
+
+def _sqlite_under(home: Path, url: str) -> str:
+    """A relative `sqlite:///path` resolved in the home, so the working directory never matters."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        return f"sqlite:///{_under(home, Path(url[len('sqlite:///') :]))}"
+    return url
+
+
+def _check_complete(settings: Settings) -> None:
+    """A partial configuration is an error naming what is missing, never a silent fallback."""
+    if bool(settings.supabase_url) != bool(settings.supabase_api_key) and not settings.database_url:
+        missing = "SUPABASE_API_KEY" if settings.supabase_url else "SUPABASE_URL"
+        raise ConfigError(
+            f"{missing} is not set but {'SUPABASE_URL' if missing.endswith('KEY') else 'SUPABASE_API_KEY'} is: set both for the Supabase REST back end, or neither"
+        )
+    url = settings.store_url
+    if url.startswith("sqlite:///") and settings.database_url:
+        folder = Path(url[len("sqlite:///") :]).parent
+        if not folder.is_dir():
+            raise ConfigError(f"DATABASE_URL names a SQLite file in {folder}, which does not exist")
+    if settings.cache_dir.exists() and not settings.cache_dir.is_dir():
+        raise ConfigError(f"MEDIA_CACHE_DIR={str(settings.cache_dir)!r} is a file, not a directory")
+
+
+def load_settings(env_file: str | os.PathLike[str] | None = USE_HOME_ENV) -> Settings:
+    """Read settings from the environment, after loading `.env` (which never overrides): by
+    default the one in the home. Relative paths resolve in the home (SOCIAL_TUI_HOME, else
+    `default_home()`), whatever the working directory."""
+    home = _home()
+    env_path = home / ".env" if env_file == USE_HOME_ENV else env_file
+    if env_path and Path(env_path).is_file():
+        load_dotenv(env_path, override=False)
+        home = _home()  # the .env may not set SOCIAL_TUI_HOME, but the environment may have
+    values: dict[str, Any] = {}
     for spec in fields(Settings):
         for name in spec.metadata["env"]:
             raw = os.environ.get(name, "").strip()
             if raw:
                 values[spec.name] = _parse(name, raw, spec.default)
                 break
+    values["home"] = home
+    for key in ("cache_dir", "log_file"):
+        values[key] = _under(home, values.get(key, getattr(Settings, key)))
+    values["database_url"] = _sqlite_under(home, values.get("database_url") or "") or None
     settings = Settings(**values)
-    if settings.cache_dir.exists() and not settings.cache_dir.is_dir():
-        raise ConfigError(f"MEDIA_CACHE_DIR={str(settings.cache_dir)!r} is a file, not a directory")
+    _check_complete(settings)
     return settings

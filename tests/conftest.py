@@ -104,6 +104,7 @@ def store_kind(request) -> str:
 def store_url(store_kind, tmp_path, request) -> str:
     """The store's location: a SQLite URL, a PostgreSQL URL, or the REST endpoint's URL."""
     if store_kind == "sqlite":
+        (tmp_path / "db").mkdir(exist_ok=True)
         return f"sqlite:///{tmp_path / 'db' / 'social_tui.db'}"
     url = request.getfixturevalue("pg_clean_url")
     return request.getfixturevalue("postgrest_server").url if store_kind == "rest" else url
@@ -182,6 +183,7 @@ def cli_env(settings, tmp_path) -> dict[str, str]:
         MEDIA_ALLOW_PRIVATE_HOSTS="127.0.0.0/8",
         MEDIA_DOWNLOAD_TIMEOUT="2",
         MEDIA_LOG_FILE=str(settings.log_file),
+        SOCIAL_TUI_HOME=str(tmp_path),
         PYTHONPATH=str(ROOT),
     )
     if settings.supabase_url:

@@ -27,6 +27,7 @@ def media_env(monkeypatch, tmp_path, served):
     monkeypatch.setenv("MEDIA_CACHE_DIR", str(tmp_path / "cache" / "media"))
     monkeypatch.setenv("MEDIA_ALLOW_PRIVATE_HOSTS", "127.0.0.0/8")
     monkeypatch.setenv("MEDIA_LOG_FILE", str(tmp_path / "media.log"))
+    monkeypatch.setenv("SOCIAL_TUI_HOME", str(tmp_path))
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite'}")
     return tmp_path
 

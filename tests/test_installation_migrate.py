@@ -44,7 +44,7 @@ def installation(request, pg_empty_database_factory) -> tuple[str, dict]:
 
 
 def migrate(url: str, tmp_path) -> subprocess.CompletedProcess:
-    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": url, "MEDIA_LOG_FILE": str(tmp_path / "media.log")}
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": url, "SOCIAL_TUI_HOME": str(tmp_path)}
     return subprocess.run(
         [sys.executable, str(ROOT / "manage_media.py"), "migrate"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,

@@ -191,7 +191,9 @@ def test_evicted_file_is_restored_from_the_archive_when_needed(
 ):
     downloaded(store, s3_settings, samples_dir)
     assert manage(s3_env, "archive", "--all", cwd=tmp_path).returncode == 0
-    evict_lru(store, MediaCache(s3_settings.cache_dir), limit_bytes=0)
+    from social_tui_media.jobs.archive import archive_verifier
+
+    evict_lru(store, MediaCache(s3_settings.cache_dir), 0, archive_verifier(s3_settings))
     evicted = store.list_media()[0]
     assert evicted["evicted_at"] and not Path(evicted["local_file_path"]).exists()
     served.clear()

@@ -3,6 +3,7 @@ are not finite are refused."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -19,7 +20,7 @@ def run_stats(tmp_path, **variables: str) -> subprocess.CompletedProcess:
         for k, v in os.environ.items()
         if not k.startswith(("DATABASE_URL", "SUPABASE", "MEDIA_", "AWS_", "OPENAI"))
     }
-    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite'}", MEDIA_LOG_FILE=str(tmp_path / "media.log"))
+    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite'}", SOCIAL_TUI_HOME=str(tmp_path))
     env.update(variables)
     return subprocess.run(
         [sys.executable, str(ROOT / "manage_media.py"), "stats"], cwd=tmp_path, env=env,
@@ -65,3 +66,50 @@ def test_finite_positive_numbers_are_read(monkeypatch):
     monkeypatch.setenv("MEDIA_MIN_DOWNLOAD_RATE", "1e999")
     with pytest.raises(ConfigError, match="MEDIA_MIN_DOWNLOAD_RATE"):
         load_settings(None)
+
+
+def run_cli(script: str, *args: str, cwd, **variables: str) -> subprocess.CompletedProcess:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_URL", "SUPABASE", "MEDIA_", "AWS_", "OPENAI", "SOCIAL_TUI"))
+    }
+    env.update(variables)
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_run_from_any_directory_uses_the_home_and_leaves_the_directory_alone(tmp_path):
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    home.mkdir()
+    elsewhere.mkdir()
+    (home / "db").mkdir()
+    (home / ".env").write_text("DATABASE_URL=sqlite:///db/posts.db\nMEDIA_CACHE_DIR=media-cache\n")
+    result = run_cli("manage_data.py", "import", str(ROOT / "samples" / "posts_scrape1.json"), "--no-media",
+                     cwd=elsewhere, SOCIAL_TUI_HOME=str(home))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (home / "db" / "posts.db").is_file() and (home / "log" / "media.log").is_file()
+    assert list(elsewhere.iterdir()) == []
+    stats = run_cli("manage_media.py", "stats", "--json", cwd="/", SOCIAL_TUI_HOME=str(home))
+    assert json.loads(stats.stdout)["posts_total"] == 10
+
+
+@pytest.mark.parametrize(
+    ("variables", "named"),
+    [
+        ({"SUPABASE_URL": "https://project.supabase.co"}, "SUPABASE_API_KEY"),
+        ({"SUPABASE_API_KEY": "service-key"}, "SUPABASE_URL"),
+        ({"DATABASE_URL": "sqlite:///nodir/x.db"}, "DATABASE_URL"),
+    ],
+)
+def test_a_partial_configuration_is_an_error_not_a_silent_fallback(tmp_path, variables, named):
+    result = run_cli("manage_media.py", "stats", cwd=tmp_path, SOCIAL_TUI_HOME=str(tmp_path), **variables)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and named in lines[0], result.stderr
+    assert not (tmp_path / "nodir").exists() and not (tmp_path / "data").exists()

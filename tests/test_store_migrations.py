@@ -39,7 +39,7 @@ def env_for(url: str, tmp_path) -> dict:
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "SUPABASE", "MEDIA_"))}
     env.update(
-        DATABASE_URL=url, MEDIA_CACHE_DIR=str(tmp_path / "cache"), MEDIA_LOG_FILE=str(tmp_path / "media.log")
+        DATABASE_URL=url, SOCIAL_TUI_HOME=str(tmp_path)
     )
     return env
 

@@ -183,6 +183,7 @@ def rest_env(server: PostgrestTestServer, key: str, tmp_path: Path) -> dict[str,
         SUPABASE_API_KEY=key,
         MEDIA_CACHE_DIR=str(tmp_path / "cache"),
         MEDIA_LOG_FILE=str(tmp_path / "media.log"),
+        SOCIAL_TUI_HOME=str(tmp_path),
         PYTHONPATH=str(ROOT),
     )
     return env
