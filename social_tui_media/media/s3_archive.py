@@ -253,10 +253,27 @@ class Archive:
         """Create the bucket if missing, private and encrypted; return what was done."""
         bucket = self.bucket
         try:
-            actions = [self._ensure_bucket(bucket)]
-            actions.append(self._ensure_public_access_block(bucket))
-            actions.append(self._ensure_encryption(bucket))
-            actions.append(self._ensure_multipart_cleanup(bucket))
+            actions = [
+                self._ensure_bucket(bucket),
+                self._unless_unsupported(
+                    self._ensure_public_access_block,
+                    bucket,
+                    "public access blocks",
+                    "make sure the bucket is private",
+                ),
+                self._unless_unsupported(
+                    self._ensure_encryption,
+                    bucket,
+                    "default encryption",
+                    "check how it encrypts data at rest",
+                ),
+                self._unless_unsupported(
+                    self._ensure_multipart_cleanup,
+                    bucket,
+                    "lifecycle rules",
+                    "abort stale multipart uploads by hand",
+                ),
+            ]
         except (BotoCoreError, ClientError) as exc:
             raise self._config_error(exc, bucket) from exc
         for action in actions:
@@ -289,33 +306,48 @@ class Archive:
         )
         return f"created bucket '{bucket}' in {self.region}"
 
-    def _ensure_multipart_cleanup(self, bucket: str) -> str:
-        """A lifecycle rule aborting multipart uploads left incomplete (a killed run) after
-        ABORT_INCOMPLETE_DAYS; the bucket's other rules are kept as they are."""
+    def _unless_unsupported(
+        self, ensure: Callable[[str], str], bucket: str, feature: str, advice: str
+    ) -> str:
+        """Apply one bucket setting; an endpoint without the feature gets a warning, not an error."""
         try:
-            try:
-                rules = self._client.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
-            except ClientError as exc:
-                if _error_code(exc) != "NoSuchLifecycleConfiguration":
-                    raise
-                rules = []
-            if any("AbortIncompleteMultipartUpload" in rule for rule in rules):
-                return "incomplete multipart uploads already expire"
-            rule = {
-                "ID": "social-tui-abort-incomplete-multipart",
-                "Status": "Enabled",
-                "Filter": {"Prefix": ""},
-                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABORT_INCOMPLETE_DAYS},
-            }
-            self._client.put_bucket_lifecycle_configuration(
-                Bucket=bucket, LifecycleConfiguration={"Rules": [*rules, rule]}
-            )
-            return f"incomplete multipart uploads now expire after {ABORT_INCOMPLETE_DAYS} days"
+            return ensure(bucket)
         except ClientError as exc:
             if _error_code(exc) not in _NOT_SUPPORTED_CODES:
                 raise
-            logger.warning("endpoint does not support lifecycle rules: %s", exc)
-            return "warning: this endpoint does not support lifecycle rules; abort stale multipart uploads by hand"
+            logger.warning("endpoint does not support %s: %s", feature, exc)
+            return f"warning: this endpoint does not support {feature}; {advice}"
+
+    @staticmethod
+    def _current(read: Callable[[], Any], missing_code: str, default: Any) -> Any:
+        """A bucket setting as it is now, or `default` when the bucket has none."""
+        try:
+            return read()
+        except ClientError as exc:
+            if _error_code(exc) != missing_code:
+                raise
+            return default
+
+    def _ensure_multipart_cleanup(self, bucket: str) -> str:
+        """A lifecycle rule aborting multipart uploads left incomplete (a killed run) after
+        ABORT_INCOMPLETE_DAYS; the bucket's other rules are kept as they are."""
+        rules = self._current(
+            lambda: self._client.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"],
+            "NoSuchLifecycleConfiguration",
+            [],
+        )
+        if any("AbortIncompleteMultipartUpload" in rule for rule in rules):
+            return "incomplete multipart uploads already expire"
+        rule = {
+            "ID": "social-tui-abort-incomplete-multipart",
+            "Status": "Enabled",
+            "Filter": {"Prefix": ""},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABORT_INCOMPLETE_DAYS},
+        }
+        self._client.put_bucket_lifecycle_configuration(
+            Bucket=bucket, LifecycleConfiguration={"Rules": [*rules, rule]}
+        )
+        return f"incomplete multipart uploads now expire after {ABORT_INCOMPLETE_DAYS} days"
 
     def _ensure_public_access_block(self, bucket: str) -> str:
         wanted = {
@@ -324,60 +356,38 @@ class Archive:
             "BlockPublicPolicy": True,
             "RestrictPublicBuckets": True,
         }
-        try:
-            try:
-                current = self._client.get_public_access_block(Bucket=bucket)[
-                    "PublicAccessBlockConfiguration"
-                ]
-            except ClientError as exc:
-                if _error_code(exc) != "NoSuchPublicAccessBlockConfiguration":
-                    raise
-                current = {}
-            if all(current.get(name) for name in wanted):
-                return "public access already blocked (all four settings on)"
-            self._client.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=wanted)
-            return "blocked all public access (ACLs and bucket policies)"
-        except ClientError as exc:
-            if _error_code(exc) not in _NOT_SUPPORTED_CODES:
-                raise
-            logger.warning("endpoint does not support public access blocks: %s", exc)
-            return (
-                "warning: this endpoint does not support public access blocks; "
-                "make sure the bucket is private"
-            )
+        current = self._current(
+            lambda: self._client.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"],
+            "NoSuchPublicAccessBlockConfiguration",
+            {},
+        )
+        if all(current.get(name) for name in wanted):
+            return "public access already blocked (all four settings on)"
+        self._client.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=wanted)
+        return "blocked all public access (ACLs and bucket policies)"
 
     def _ensure_encryption(self, bucket: str) -> str:
-        try:
-            try:
-                rules = self._client.get_bucket_encryption(Bucket=bucket)[
-                    "ServerSideEncryptionConfiguration"
-                ]["Rules"]
-            except ClientError as exc:
-                if _error_code(exc) != "ServerSideEncryptionConfigurationNotFoundError":
-                    raise
-                rules = []
-            algorithms = [
-                rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"]
-                for rule in rules
-                if "ApplyServerSideEncryptionByDefault" in rule
-            ]
-            if algorithms:  # keep a KMS configuration: it is at least as strong
-                return f"default encryption already on ({', '.join(algorithms)})"
-            self._client.put_bucket_encryption(
-                Bucket=bucket,
-                ServerSideEncryptionConfiguration={
-                    "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
-                },
-            )
-            return "default encryption set to AES256 (SSE-S3)"
-        except ClientError as exc:
-            if _error_code(exc) not in _NOT_SUPPORTED_CODES:
-                raise
-            logger.warning("endpoint does not support bucket encryption: %s", exc)
-            return (
-                "warning: this endpoint does not support default encryption; "
-                "check how it encrypts data at rest"
-            )
+        rules = self._current(
+            lambda: self._client.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"][
+                "Rules"
+            ],
+            "ServerSideEncryptionConfigurationNotFoundError",
+            [],
+        )
+        algorithms = [
+            rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"]
+            for rule in rules
+            if "ApplyServerSideEncryptionByDefault" in rule
+        ]
+        if algorithms:  # keep a KMS configuration: it is at least as strong
+            return f"default encryption already on ({', '.join(algorithms)})"
+        self._client.put_bucket_encryption(
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        )
+        return "default encryption set to AES256 (SSE-S3)"
 
     # -- upload ----------------------------------------------------------------------
 
