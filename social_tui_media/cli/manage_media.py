@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # the downloader (requests) loads only for commands that down
     pass
 
 from social_tui_media import __version__
+from social_tui_media.cli.formats import FORMATS, print_rows
 from social_tui_media.cli.output import (
     EXIT_ITEMS_FAILED,
     EXIT_OK,
@@ -58,20 +59,18 @@ def iso_date(text: str) -> str:
 
 
 def cmd_list(args, settings: Settings, store: MediaStore) -> int:
-    if args.status and args.status not in DOWNLOAD_STATUSES + AI_STATUSES:
-        raise UsageError(
-            f"--status {args.status!r}: expected one of {', '.join(DOWNLOAD_STATUSES + AI_STATUSES)}"
-        )
-    if args.status in DOWNLOAD_STATUSES:
-        rows = store.list_media(post_id=args.post_id, download_status=args.status)
-    elif args.status:
-        rows = store.list_media(post_id=args.post_id, ai_status=args.status)
-    else:
-        rows = store.list_media(post_id=args.post_id)
-    if args.json:
-        print_json(rows)
-    else:
-        show(table(f"{len(rows)} media", LIST_COLUMNS, [[r.get(c) for c in LIST_COLUMNS] for r in rows]))
+    download_status, ai_status = args.download_status, args.analysis_status
+    if args.status:  # the older, ambiguous filter: a download status, else an analysis status
+        if args.status in DOWNLOAD_STATUSES:
+            download_status = args.status
+        else:
+            ai_status = args.status
+    rows = store.list_media(post_id=args.post_id, download_status=download_status, ai_status=ai_status)
+    if args.media_type:
+        rows = [r for r in rows if r["media_type"] == args.media_type]
+    if args.since:
+        rows = [r for r in rows if (r.get("created_at") or "") >= args.since]
+    print_rows(rows, LIST_COLUMNS, "json" if args.json else args.format, title=f"{len(rows)} media")
     return EXIT_OK
 
 
@@ -334,12 +333,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("list", help="list media rows")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--post-id", help="media of one post")
-    which.add_argument("--status", help="download status (pending/downloaded/failed) or analysis status")
-    which.add_argument("--all", action="store_true", help="every media row")
-    p.add_argument("--json", action="store_true", help="print a JSON array of rows on stdout")
+    p = sub.add_parser("list", help="list media rows (filters combine)")
+    p.add_argument("--post-id", help="media of one post")
+    p.add_argument("--download-status", choices=DOWNLOAD_STATUSES, help="pending, downloaded or failed")
+    p.add_argument("--analysis-status", choices=AI_STATUSES, help="not_started, started, completed or failed")
+    p.add_argument("--media-type", "--type", choices=("image", "video", "document"), help="one kind of media")
+    p.add_argument("--since", type=iso_date, help="rows created on or after YYYY-MM-DD")
+    p.add_argument("--all", action="store_true", help="every media row (the default without filters)")
+    p.add_argument("--status", choices=sorted(set(DOWNLOAD_STATUSES + AI_STATUSES)), help=argparse.SUPPRESS)
+    p.add_argument("--format", choices=FORMATS, help="table on a terminal, else tsv (one line per row)")
+    p.add_argument("--json", action="store_true", help="the same as --format json")
 
     p = sub.add_parser("stats", help="counts by status, cache usage, expiring URLs, analysis cost")
     p.add_argument("--json", action="store_true")

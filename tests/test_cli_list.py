@@ -1,0 +1,58 @@
+"""`manage_media.py list` as people use it: filters that mean one thing, results on stdout in the
+format asked for (one tab-separated line per row when piped), from any directory."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+from social_tui_media.jobs.import_posts import import_path
+from social_tui_media.store.interface import DownloadClaim, DownloadOutcome, make_event
+from tests.conftest import ROOT, scrape
+
+
+def list_media(env, cwd, *args) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage_media.py"), "list", *args],
+        env=env, cwd=cwd, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def seeded_with_failures(store, samples_dir) -> tuple[list[str], list[str]]:
+    """Two rows whose download failed, one whose analysis failed (after a download)."""
+    ids = import_path(store, scrape(samples_dir, 1)).media_ids
+    store.claim_downloads(DownloadClaim("w", 3, media_ids=ids[:3]))
+    failed = [DownloadOutcome(i, "failed", make_event("media_download_failed", "failed")) for i in ids[:2]]
+    done = DownloadOutcome(ids[2], "downloaded", make_event("media_downloaded"), md5_sum="a" * 32,
+                           local_file_path="/x.jpg")  # fmt: skip
+    store.finish_downloads("w", [*failed, done])
+    store.update_media(ids[2], {"ai_analysis_status": "failed"})
+    return ids[:2], [ids[2]]
+
+
+def test_download_and_analysis_failures_are_separate_filters(store, cli_env, samples_dir, tmp_path):
+    download_failed, analysis_failed = seeded_with_failures(store, samples_dir)
+    piped = list_media(cli_env, tmp_path, "--download-status", "failed")
+    assert piped.returncode == 0
+    lines = piped.stdout.splitlines()
+    assert sorted(line.split("\t")[0] for line in lines) == sorted(download_failed)  # tsv, ids whole
+    analysed = list_media(cli_env, tmp_path, "--analysis-status", "failed", "--format", "json")
+    assert [r["media_id"] for r in json.loads(analysed.stdout)] == analysis_failed
+    both = list_media(
+        cli_env, tmp_path, "--download-status", "downloaded", "--analysis-status", "failed", "--json"
+    )
+    assert [r["media_id"] for r in json.loads(both.stdout)] == analysis_failed
+
+
+def test_every_format_prints_the_same_rows(store, cli_env, samples_dir, tmp_path):
+    ids = import_path(store, scrape(samples_dir, 1)).media_ids
+    jsonl = list_media(cli_env, tmp_path, "--format", "jsonl").stdout.splitlines()
+    assert sorted(json.loads(line)["media_id"] for line in jsonl) == sorted(ids)
+    rows = list(csv.DictReader(io.StringIO(list_media(cli_env, tmp_path, "--format", "csv").stdout)))
+    assert sorted(r["media_id"] for r in rows) == sorted(ids) and rows[0]["download_status"] == "pending"
+    images = list_media(cli_env, tmp_path, "--media-type", "image", "--format", "json").stdout
+    assert {r["media_type"] for r in json.loads(images)} == {"image"}
+    assert list_media(cli_env, tmp_path, "--since", "2999-01-01").stdout == ""
