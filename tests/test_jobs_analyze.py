@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -234,3 +236,36 @@ def test_worker_killed_mid_run_leaves_rows_reclaimed_after_the_lease(
     time.sleep(1.1)
     assert run(store, ai, lease_seconds=1).completed == 2
     assert {r["ai_analysis_status"] for r in store.list_media()} == {"completed"}
+
+
+def test_a_broken_endpoint_stops_the_run_quickly_and_charges_no_item(
+    store, ai, ai_env, served, vision, tmp_path
+):
+    cached_images(store, ai, served, tmp_path, [(100, 100)] * 6)
+    vision.script(*[("status", 501, "Not Implemented\n<html><body>a whole error page</body></html>")] * 30)
+    started = time.monotonic()
+    result = manage(ai_env, "analyze", "--status", "not_started", "--workers", "2", cwd=tmp_path)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1 and elapsed < 30
+    stopped = (
+        r"answers 501: Not Implemented: stopped after [34] consecutive failures; 6 items left not_started"
+    )
+    assert re.search(stopped, result.stderr), result.stderr
+    assert "whole error page" not in result.stderr
+    rows = store.list_media()
+    assert {r["ai_analysis_status"] for r in rows} == {"not_started"}  # no item charged a failure
+    assert any(e["event"] == "ai_analysis_released" for r in rows for e in r["ai_analysis_log"])
+
+
+def test_an_unreachable_endpoint_never_replaces_a_completed_analysis(store, ai, ai_env, served, tmp_path):
+    cached_images(store, ai, served, tmp_path, [(100, 100)] * 2)
+    assert run(store, ai).completed == 2
+    before = {r["media_id"]: r["ai_analysis"] for r in store.list_media()}
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    env = dict(ai_env, OPENAI_BASE_URL=f"http://127.0.0.1:{closed}/v1")
+    result = manage(env, "analyze", "--status", "completed", "--force", cwd=tmp_path)
+    assert result.returncode == 1 and "consecutive failures" in result.stderr
+    after = {r["media_id"]: (r["ai_analysis_status"], r["ai_analysis"]) for r in store.list_media()}
+    assert after == {media_id: ("completed", analysis) for media_id, analysis in before.items()}

@@ -26,6 +26,7 @@ from social_tui_media.cli.output import (
     EXIT_OK,
     UsageError,
     console,
+    fail,
     positive_int,
     print_json,
     progress_bar,
@@ -222,7 +223,12 @@ def cmd_analyze(args, settings: Settings, store: MediaStore) -> int:
     ]
     if report.lost:
         rows.append(["results dropped (lease taken over)", report.lost])
+    if report.released:
+        rows.append(["handed back uncharged (endpoint failed)", report.released])
     show(table("analyze", ["", "count"], rows))
+    if report.stopped:
+        fail(report.stopped, EXIT_ITEMS_FAILED)
+        return EXIT_ITEMS_FAILED
     if media_ids and report.completed + report.failed == 0:
         warn(f"{args.media_id} was not analysed: it is not cached, or already analysed (use --force)")
         return EXIT_ITEMS_FAILED

@@ -12,7 +12,13 @@ from typing import Any
 
 from social_tui_media.jobs import Progress
 from social_tui_media.jobs.download import DownloadReport, download_pending
-from social_tui_media.media.vision import AnalysisError, RetryPolicy, analyze_media, make_client
+from social_tui_media.media.vision import (
+    AnalysisError,
+    CircuitBreaker,
+    RetryPolicy,
+    analyze_media,
+    make_client,
+)
 from social_tui_media.settings import Settings
 from social_tui_media.store.claims import worker_id
 from social_tui_media.store.interface import (
@@ -25,6 +31,7 @@ from social_tui_media.store.interface import (
 )
 
 log = logging.getLogger(__name__)
+RELEASED = "ai_analysis_released"
 
 
 @dataclass
@@ -35,6 +42,8 @@ class AnalysisReport:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    released: int = 0  # handed back uncharged: the endpoint failed, not the item
+    stopped: str | None = None  # why the run stopped early (the endpoint's circuit breaker)
     failures: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -45,6 +54,8 @@ class AnalysisReport:
             self.cost_usd += outcome.cost_usd
             if not written:
                 self.lost += 1
+            elif outcome.event["event"] == RELEASED:
+                self.released += 1
             elif outcome.status == "completed":
                 self.completed += 1
             else:
@@ -85,8 +96,25 @@ def _thumbnail_for(store: MediaStore, row: dict) -> Path | None:
     return None
 
 
+def released(row: dict, model: str, error: AnalysisError) -> AnalysisOutcome:
+    """Hand a claimed row back as it was, uncharged: the endpoint failed, not the media. A row
+    analysed before (a --force run) keeps its analysis; a failure never replaces it."""
+    before = "completed" if row.get("ai_analysis") else "not_started"
+    details = {"error_kind": error.kind, "message": str(error)}
+    return AnalysisOutcome(
+        row["media_id"], before, make_event(RELEASED, "skipped", details, model=model),
+        analysis=row.get("ai_analysis") if before == "completed" else None, model=model,
+        prompt_tokens=error.prompt_tokens, completion_tokens=error.completion_tokens,
+    )  # fmt: skip
+
+
 def analyse_row(
-    store: MediaStore, client: Any, model: str, row: dict, retry_policy: RetryPolicy | None
+    store: MediaStore,
+    client: Any,
+    model: str,
+    row: dict,
+    retry_policy: RetryPolicy | None,
+    breaker: CircuitBreaker | None = None,
 ) -> AnalysisOutcome:
     """Analyse one claimed row; never raises for a failure of the item itself."""
     media_id = row["media_id"]
@@ -98,8 +126,12 @@ def analyse_row(
             row.get("mime_type") or "image/jpeg",
             thumbnail_path=_thumbnail_for(store, row),
             retry_policy=retry_policy,
+            breaker=breaker,
         )
     except AnalysisError as error:
+        if error.endpoint_failure:
+            log.warning("vision endpoint failed: %s", error, extra={"media_id": media_id})
+            return released(row, model, error)
         log.warning("analysis failed: %s", error, extra={"media_id": media_id, "post_id": row["post_id"]})
         details = {"error_kind": error.kind, "message": str(error)}
         return AnalysisOutcome(
@@ -146,14 +178,15 @@ def analyze_pending(
     client = client or make_client(settings)  # a missing key fails here, before any claim
     model = settings.ai_model
     report = AnalysisReport()
+    breaker = CircuitBreaker()
     next_claim = _claimer(store, statuses, media_ids, limit, lease_seconds, model)
 
     def work() -> None:
         me = worker_id()
-        while claimed := next_claim(me):
+        while not breaker.open and (claimed := next_claim(me)):
             if progress:
                 progress.add_total(1)
-            outcome = analyse_row(store, client, model, claimed, retry_policy)
+            outcome = analyse_row(store, client, model, claimed, retry_policy, breaker)
             report.add(outcome, store.finish_analysis(me, outcome))
             if progress:
                 progress.advance(1, 0)
@@ -161,6 +194,14 @@ def analyze_pending(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="analyze") as pool:
         for future in [pool.submit(work) for _ in range(workers)]:
             future.result()
+    if breaker.open:
+        left = len(store.analysis_candidates(statuses, media_ids, lease_seconds))
+        endpoint = settings.openai_base_url or "https://api.openai.com/v1"
+        report.stopped = (
+            f"vision endpoint {endpoint} answers {breaker.last_error}: stopped after {breaker.failures} "
+            f"consecutive failures; {left} items left {'/'.join(statuses)}"
+        )
+        log.error(report.stopped)
     return report
 
 

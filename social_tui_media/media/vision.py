@@ -112,6 +112,18 @@ class AnalysisError(Exception):
         self.prompt_tokens = prompt_tokens
         self.completion_tokens = completion_tokens
 
+    @property
+    def endpoint_failure(self) -> bool:
+        """The vision endpoint failed (unreachable, 5xx, refused credentials), not the item:
+        no verdict on the media, so the row is not charged a failed attempt."""
+        if self.kind in ("connection", "circuit_open"):
+            return True
+        return (
+            self.kind == "api_error"
+            and self.status_code is not None
+            and (self.status_code >= 500 or self.status_code in (401, 403))
+        )
+
 
 @dataclass(frozen=True)
 class AnalysisResult:
@@ -134,6 +146,39 @@ class RetryPolicy:
 
 
 DEFAULT_RETRY_POLICY = RetryPolicy()
+BREAKER_FAILURES = 3
+
+
+class CircuitBreaker:
+    """Opens after `threshold` consecutive endpoint failures (connection, 5xx, refused
+    credentials; a 429 never counts), across every worker and retry of a run: a broken
+    endpoint then costs seconds, not a retry cycle per item. A success closes it again."""
+
+    def __init__(self, threshold: int = BREAKER_FAILURES) -> None:
+        self.threshold = threshold
+        self.failures = 0
+        self.last_error = ""
+        self._lock = threading.Lock()
+
+    @property
+    def open(self) -> bool:
+        return self.failures >= self.threshold
+
+    def record(self, exc: BaseException | None) -> None:
+        with self._lock:
+            if exc is None:
+                self.failures = 0
+            elif _counts_against_endpoint(exc):
+                self.failures += 1
+                self.last_error = _describe(exc)
+
+
+def _counts_against_endpoint(exc: BaseException) -> bool:
+    if isinstance(exc, openai.APIConnectionError):
+        return True
+    return isinstance(exc, openai.APIStatusError) and (
+        exc.status_code >= 500 or exc.status_code in (401, 403)
+    )
 
 
 # --------------------------------------------------------------------------- client
@@ -379,7 +424,8 @@ def _is_transient(exc: BaseException) -> bool:
         if exc.status_code == 429:
             # An exhausted quota or billing limit does not clear by waiting.
             return exc.code != "insufficient_quota" and exc.type != "insufficient_quota"
-        return exc.status_code == 408 or exc.status_code >= 500
+        # 501 Not Implemented and 505 are answers about the endpoint, not passing trouble.
+        return exc.status_code == 408 or (exc.status_code >= 500 and exc.status_code not in (501, 505))
     return False
 
 
@@ -409,10 +455,16 @@ def _log_retry(state: tenacity.RetryCallState) -> None:
 def _api_message(exc: openai.APIStatusError) -> str:
     body = exc.body
     if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return body["message"]
+        return _first_line(body["message"])
     if isinstance(body, str) and body.strip():
-        return body.strip()[:500]
-    return exc.message
+        return _first_line(body)
+    return _first_line(exc.message or "")
+
+
+def _first_line(text: str, limit: int = 200) -> str:
+    """An error body as one short line: never a whole HTML page in the terminal or the log."""
+    line = next((ln.strip() for ln in re.sub(r"<[^>]+>", "\n", text).splitlines() if ln.strip()), "")
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _describe(exc: BaseException | None) -> str:
@@ -426,24 +478,37 @@ def _call_api(
     model: str,
     messages: list[dict[str, Any]],
     policy: RetryPolicy,
+    breaker: CircuitBreaker | None = None,
 ) -> Any:
     """One chat completion, retrying transient failures; API failures become AnalysisError."""
+    breaker = breaker or CircuitBreaker()
+    if breaker.open:
+        raise AnalysisError("circuit_open", f"vision endpoint stopped answering: {breaker.last_error}")
+
+    def attempt() -> Any:
+        try:
+            response = client.chat.completions.create(
+                model=model,
+                messages=messages,
+                response_format={"type": "json_object"},
+                temperature=0,
+                max_tokens=MAX_COMPLETION_TOKENS,
+            )
+        except openai.OpenAIError as exc:
+            breaker.record(exc)
+            raise
+        breaker.record(None)
+        return response
+
     retrying = tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(max(1, policy.attempts)),
+        stop=tenacity.stop_any(tenacity.stop_after_attempt(max(1, policy.attempts)), lambda _: breaker.open),
         wait=_wait_strategy(policy),
         retry=tenacity.retry_if_exception(_is_transient),
         before_sleep=_log_retry,
         reraise=True,
     )
     try:
-        return retrying(
-            client.chat.completions.create,
-            model=model,
-            messages=messages,
-            response_format={"type": "json_object"},
-            temperature=0,
-            max_tokens=MAX_COMPLETION_TOKENS,
-        )
+        return retrying(attempt)
     except openai.APIConnectionError as exc:
         raise AnalysisError("connection", f"cannot reach the vision API: {exc}") from exc
     except openai.APIStatusError as exc:
@@ -531,6 +596,7 @@ def analyze_media(
     thumbnail_path: Path | None = None,
     *,
     retry_policy: RetryPolicy | None = None,
+    breaker: CircuitBreaker | None = None,
 ) -> AnalysisResult:
     """Analyse one cached media file; raise AnalysisError (with its kind) when it cannot."""
     started = time.monotonic()
@@ -541,7 +607,7 @@ def analyze_media(
     problem = ""
     for attempt in (1, 2):  # a bad reply is asked for once more, then given up on
         try:
-            response = _call_api(client, model, messages, retry_policy or DEFAULT_RETRY_POLICY)
+            response = _call_api(client, model, messages, retry_policy or DEFAULT_RETRY_POLICY, breaker)
         except AnalysisError as exc:
             exc.prompt_tokens += prompt_tokens
             exc.completion_tokens += completion_tokens
