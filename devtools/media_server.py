@@ -6,7 +6,7 @@
         assert server.count("/dms/image/x") == 3
 
 It serves registered paths (query strings ignored for matching, but recorded), and can
-fail, redirect, stall, truncate, chunk and stream gigabytes of generated content.
+fail, redirect, stall, trickle, truncate, chunk and stream gigabytes of generated content.
 `serve_samples` registers real JPEG/MP4/PDF content for every CDN URL in sample posts.
 """
 
@@ -50,6 +50,7 @@ class _Route:
     retry_after: float | str | None = None
     redirect_to: str | None = None
     stall_after: int | None = None
+    trickle_every: float | None = None  # seconds between single body bytes
     truncate_to: int | None = None
     chunked: bool = False
     streamed_size: int | None = None
@@ -68,6 +69,7 @@ _MODES = frozenset(
         "retry_after",
         "redirect_to",
         "stall_after",
+        "trickle_every",
         "truncate_to",
         "chunked",
         "streamed_size",
@@ -194,7 +196,8 @@ class _Handler(BaseHTTPRequestHandler):
         cut = route.stall_after if route.stall_after is not None else route.truncate_to
         limit = total if cut is None else min(cut, total)
         sent = 0
-        for piece in iter_body(route.body, total):
+        trickle = route.trickle_every
+        for piece in iter_body(route.body, total, chunk_size=1 if trickle is not None else _SEND_CHUNK):
             if sent >= limit:
                 break
             piece = piece[: limit - sent]
@@ -204,6 +207,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(piece)
             sent += len(piece)
             owner._add_sent(path, len(piece))
+            if trickle is not None and owner._stopping.wait(trickle):
+                self.close_connection = True
+                return
         if route.stall_after is not None:
             self.wfile.flush()
             owner._stopping.wait(_STALL_MAX_SECONDS)

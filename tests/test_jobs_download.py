@@ -20,6 +20,7 @@ from social_tui_media.jobs.download import download_pending
 from social_tui_media.jobs.evict import evict_lru
 from social_tui_media.jobs.import_posts import import_path
 from social_tui_media.media.cache import MediaCache, calculate_md5
+from social_tui_media.media.fetch import Fetcher, FetchPolicy
 from social_tui_media.store import open_store
 from social_tui_media.store.interface import make_event
 from tests.conftest import ROOT, scrape
@@ -153,6 +154,22 @@ def test_server_errors_and_rate_limits_are_retried(store, settings, served, tmp_
     assert {r["download_attempts"] for r in store.list_media()} == {3, 2}
 
 
+def test_too_slow_download_fails_for_now_and_the_next_run_fetches_it(store, settings, served, tmp_path):
+    body, kind = sample_media("/dms/image/v2/SLOW/x")
+    url = served.add("/slow/img", body, kind, trickle_every=0.05)
+    import_path(store, _write_posts(tmp_path / "p", [_post_with_image("urn:li:activity:1", url)]))
+    policy = replace(FetchPolicy.from_settings(settings), min_rate=1000, rate_grace=0.3)
+    with Fetcher(policy) as slow_to_give_up:
+        report = download_pending(store, settings, fetcher=slow_to_give_up)
+    [row] = store.list_media()
+    assert report.failed == 1 and row["download_error_kind"] == "too_slow"
+    assert row["download_permanent"] is False and "MEDIA_MIN_DOWNLOAD_RATE" in row["download_error"]
+    assert served.count("/slow/img") == 1  # not retried within the run
+    served.add("/slow/img", body, kind)  # fast again
+    assert download_pending(store, settings).downloaded == 1
+    assert store.get_media(row["media_id"])["download_status"] == "downloaded"
+
+
 def test_private_address_is_refused_without_the_allowance(store, settings, served, tmp_path):
     strict = replace(settings, allow_private_hosts=())
     url = served.add("/private/img", *sample_media("/dms/image/v2/PRIV/x"))
@@ -266,6 +283,58 @@ def test_sigkill_during_download_all_leaves_nothing_partial_and_rerun_completes(
     assert len(cached_files(settings)) == 40
     leftovers = [p for p in settings.cache_dir.rglob(".part-*")]
     assert leftovers == []
+
+
+def _sigint_as_usual() -> None:
+    """In the child: Ctrl-C raises KeyboardInterrupt even when this test runs with SIGINT ignored
+    (a background job), as Python leaves an ignored SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_ctrl_c_stops_download_all_within_seconds_and_gives_back_its_claims(
+    store, settings, cli_env, served, tmp_path
+):
+    media = [sample_media(f"/dms/image/v2/CTRLC{i}/x") for i in range(3)]
+    posts = [
+        _post_with_image(f"urn:li:activity:{i}", served.add(f"/ctrlc/{i}", body, kind, trickle_every=0.5))
+        for i, (body, kind) in enumerate(media)
+    ]
+    import_path(store, _write_posts(tmp_path / "posts", posts))
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage_media.py"), "download-all"],
+        env=cli_env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_sigint_as_usual,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(settings.cache_dir.glob(".part-*"))) < 3 or any(  # every transfer is under way
+            served.bytes_sent(f"/ctrlc/{i}") < 2 for i in range(3)
+        ):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        interrupted = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=15)
+        stopped_after = time.monotonic() - interrupted
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130, stderr
+    assert stopped_after < 5
+    assert list(settings.cache_dir.rglob(".part-*")) == []
+    rows = store.list_media()
+    assert {(r["download_status"], r["download_claimed_by"], r["download_claimed_at"]) for r in rows} == {
+        ("pending", None, None)
+    }
+    for i, (body, kind) in enumerate(media):
+        served.add(f"/ctrlc/{i}", body, kind)  # the server is fast again
+    again = run_cli(cli_env, str(ROOT / "manage_media.py"), "download-all", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert store.media_counts()["by_download_status"] == {"downloaded": 3}
 
 
 def test_verify_cache_finds_corruption_and_repair_refetches(

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
+from pathlib import Path
 
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from social_tui_media.ids import PREFIX_MEDIA, generate_aws_id
 from social_tui_media.jobs.import_posts import import_path, store_media_slots
+from social_tui_media.store.interface import MediaSlotRow
 from tests.conftest import ROOT, SAMPLES, SCRAPE1, SCRAPE2
 
 SHAPE_COLUMNS = (
@@ -177,3 +188,260 @@ def test_cli_list_json_is_one_document_on_stdout(cli_env, tmp_path):
     )
     assert stats["media_total"] == 13 and stats["by_download_status"] == {"pending": 13}
     assert {"by_ai_status", "cache_files", "cache_bytes"} <= set(stats)
+
+
+# Hostile input: every bad file or post is one problem line; the rest of the directory imports --------
+
+
+@pytest.fixture
+def db_rows(store_kind, store_url, request):
+    """Read the database behind the store directly: the SQLite file, or the PostgreSQL database
+    (the REST back end's too: its server fronts the same database)."""
+    pg_url = None if store_kind == "sqlite" else request.getfixturevalue("pg_clean_url")
+
+    def read(query: str, params: tuple = ()) -> list[dict]:
+        if pg_url is None:
+            with closing(sqlite3.connect(store_url[len("sqlite:///") :])) as conn:
+                conn.row_factory = sqlite3.Row
+                return [dict(r) for r in conn.execute(query, params)]
+        with psycopg.connect(pg_url, row_factory=dict_row) as conn:
+            return conn.execute(query.replace("?", "%s"), params).fetchall()
+
+    return read
+
+
+def a_post(n: int, **fields) -> dict:
+    post = {
+        "full_urn": f"urn:li:activity:{n}",
+        "posted_at": {"timestamp": 1763000000000},
+        "author": {"username": "ana"},
+        "text": f"post {n}",
+    }
+    return {**post, **fields}
+
+
+def write_posts(directory: Path, name: str, posts: list[dict]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / name).write_text(json.dumps(posts))
+    return directory
+
+
+def run_status(db_rows, run_id: str) -> str:
+    [row] = db_rows("SELECT status FROM download_runs WHERE run_id = ?", (run_id,))
+    return row["status"]
+
+
+def assert_views_readable(db_rows) -> None:
+    """The TUI's views parse raw_json and stats_json: one unreadable row breaks them for all."""
+    assert db_rows("SELECT count(*) AS n FROM v_main_post_view")[0]["n"] > 0
+    assert db_rows("SELECT sum(comments + reactions + reposts + views) AS n FROM v_post_engagement_history")
+
+
+def test_a_deeply_nested_file_is_one_problem_and_the_rest_of_the_directory_imports(store, db_rows, tmp_path):
+    directory = write_posts(tmp_path / "posts", "good.json", [a_post(1)])
+    (directory / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    report = import_path(store, directory)
+    assert report.posts_processed == 1
+    assert report.problems == ["deep.json: not usable JSON: nested too deeply; skipped"]
+    assert run_status(db_rows, report.run_id) == "completed"
+
+
+def test_a_post_nested_past_the_depth_limit_is_skipped_alone(store, db_rows, tmp_path):
+    from social_tui_media.posts.json_values import MAX_DEPTH
+
+    deep = json.loads('{"a":' * (MAX_DEPTH + 1) + "1" + "}" * (MAX_DEPTH + 1))
+    directory = write_posts(tmp_path / "posts", "posts.json", [a_post(1), a_post(2, extra=deep), a_post(3)])
+    report = import_path(store, directory)
+    assert report.posts_processed == 2
+    assert report.problems == [
+        f"posts.json post urn:li:activity:2: nested more than {MAX_DEPTH} levels deep; skipped"
+    ]
+    assert sorted(p["urn"] for p in store.posts_page(None, 10)) == ["urn:li:activity:1", "urn:li:activity:3"]
+    assert run_status(db_rows, report.run_id) == "completed"
+
+
+def test_numbers_too_big_for_their_column_are_stored_as_its_default_and_the_run_completes(
+    store, db_rows, tmp_path
+):
+    posts = [
+        a_post(1, stats={"total_reactions": 10**30, "comments": 3}),
+        a_post(2, stats={"total_reactions": 2**31}),  # fits SQLite's INTEGER, not PostgreSQL's
+        a_post(3, posted_at={"timestamp": 10**30}),
+        a_post(4, stats={"total_reactions": 7, "comments": 2**40, "views": -(2**31) - 1}),
+        a_post(5, stats={"total_reactions": 2**31 - 1, "comments": -(2**31)}),
+    ]
+    report = import_path(store, write_posts(tmp_path / "posts", "posts.json", posts))
+    assert report.posts_processed == 5
+    assert run_status(db_rows, report.run_id) == "completed"
+    assert sorted(report.problems) == [
+        f"posts.json post urn:li:activity:1: stats.total_reactions {10**30} does not fit a 32-bit integer;"
+        " stored as 0",
+        f"posts.json post urn:li:activity:2: stats.total_reactions {2**31} does not fit a 32-bit integer;"
+        " stored as 0",
+        f"posts.json post urn:li:activity:3: posted_at.timestamp {10**30} is out of range; stored as 0",
+        f"posts.json post urn:li:activity:4: stats.comments {2**40} does not fit a 32-bit integer;"
+        " stored as null",
+        f"posts.json post urn:li:activity:4: stats.views {-(2**31) - 1} does not fit a 32-bit integer;"
+        " stored as null",
+    ]
+    rows = {
+        r["urn"][len("urn:li:activity:") :]: r
+        for r in db_rows(
+            "SELECT p.urn, p.posted_at_timestamp, d.total_reactions, d.stats_json"
+            " FROM posts p JOIN data_downloads d ON d.post_id = p.post_id"
+        )
+    }
+    assert {k: r["total_reactions"] for k, r in rows.items()} == {
+        "1": 0, "2": 0, "3": 0, "4": 7, "5": 2**31 - 1
+    }  # fmt: skip
+    assert rows["3"]["posted_at_timestamp"] == 0
+    assert json.loads(rows["4"]["stats_json"]) == {"total_reactions": 7, "comments": None, "views": None}
+    assert json.loads(rows["5"]["stats_json"]) == {"total_reactions": 2**31 - 1, "comments": -(2**31)}
+    assert_views_readable(db_rows)
+
+
+BAD_VALUES = [  # JSON text as a scraper may write it: Python's json reads it all, databases refuse some
+    '{"full_urn": "urn:li:activity:2", "text": "lone \\ud800 surrogate", "author": {"username": "ana"}}',
+    '{"full_urn": "urn:li:activity:3", "text": "nul\\u0000here", "author": {"username": "b\\u0000o"}}',
+    '{"full_urn": "urn:li:activity:4", "stats": {"total_reactions": 1, "ratio": NaN, "top": Infinity,'
+    ' "low": -Infinity, "huge": 1e400}}',
+    '{"full_urn": "urn:li:activity:5\\udc80", "text": "a surrogate in the identity"}',
+    '{"full_urn": "urn:li:activity:6", "ke\\u0000y\\udfff": ["x\\u0000", {"y": NaN}]}',
+]
+
+
+def test_bad_text_and_numbers_are_cleaned_per_post_and_their_batch_is_kept(store, db_rows, tmp_path):
+    good = [json.dumps(a_post(n)) for n in range(100, 220)]  # the first batch holds 100 posts
+    directory = tmp_path / "posts"
+    directory.mkdir()
+    (directory / "posts.json").write_text("[" + ",".join(good[:50] + BAD_VALUES + good[50:]) + "]")
+    report = import_path(store, directory)
+    assert report.posts_processed == 125
+    assert run_status(db_rows, report.run_id) == "completed"
+    assert report.problems == [
+        "posts.json post urn:li:activity:2: lone surrogates replaced with U+FFFD",
+        "posts.json post urn:li:activity:3: NUL characters dropped",
+        "posts.json post urn:li:activity:4: NaN/Infinity numbers stored as null",
+        "posts.json post urn:li:activity:5\ufffd: lone surrogates replaced with U+FFFD",
+        "posts.json post urn:li:activity:6: NUL characters dropped, lone surrogates replaced with U+FFFD,"
+        " NaN/Infinity numbers stored as null",
+    ]
+    posts = {r["urn"]: r for r in db_rows("SELECT urn, text_content, author_username, raw_json FROM posts")}
+    assert len(posts) == 125
+    assert posts["urn:li:activity:2"]["text_content"] == "lone \ufffd surrogate"
+    assert (posts["urn:li:activity:3"]["text_content"], posts["urn:li:activity:3"]["author_username"]) == (
+        "nulhere",
+        "bo",
+    )
+    stats = json.loads(posts["urn:li:activity:4"]["raw_json"])["stats"]
+    assert stats == {"total_reactions": 1, "ratio": None, "top": None, "low": None, "huge": None}
+    assert "urn:li:activity:5\ufffd" in posts
+    assert json.loads(posts["urn:li:activity:6"]["raw_json"])["key\ufffd"] == ["x", {"y": None}]
+    [downloads] = db_rows("SELECT count(*) AS n FROM data_downloads")
+    assert downloads["n"] == 125
+    assert_views_readable(db_rows)
+
+
+def test_a_file_name_that_is_not_utf8_is_recorded_with_a_replacement_character(store, db_rows, tmp_path):
+    directory = write_posts(tmp_path / "posts", "good.json", [a_post(1)])
+    with open(os.path.join(os.fsencode(directory), b"caf\xe9.json"), "w") as latin1_name:
+        json.dump([a_post(2, text=None)], latin1_name)  # Python names it 'caf\udce9.json'
+    report = import_path(store, directory)
+    assert report.posts_processed == 2 and report.problems == []
+    assert run_status(db_rows, report.run_id) == "completed"
+    paths = {r["source_file_path"] for r in db_rows("SELECT source_file_path FROM data_downloads")}
+    assert paths == {str(directory / "good.json"), str(directory / "caf\ufffd.json")}
+
+
+@pytest.mark.timeout(60)
+def test_a_fifo_a_device_and_a_directory_named_json_are_skipped_without_reading(store, db_rows, tmp_path):
+    directory = write_posts(tmp_path / "posts", "good.json", [a_post(1)])
+    os.mkfifo(directory / "a.json")  # opening it for reading would wait for a writer forever
+    (directory / "dir.json").mkdir()
+    (directory / "null.json").symlink_to("/dev/null")
+    elsewhere = write_posts(tmp_path / "elsewhere", "other.json", [a_post(2)])
+    (directory / "link.json").symlink_to(elsewhere / "other.json")  # a link to a regular file is read
+    report = import_path(store, directory)
+    assert report.posts_processed == 2
+    assert report.problems == [
+        "a.json: not a regular file (a FIFO); skipped",
+        "dir.json: not a regular file (a directory); skipped",
+        "null.json: not a regular file (a character device); skipped",
+    ]
+    assert run_status(db_rows, report.run_id) == "completed"
+
+
+@pytest.mark.timeout(60)
+def test_a_link_to_dev_zero_is_skipped_without_reading(store, db_rows, tmp_path):
+    directory = write_posts(tmp_path / "posts", "good.json", [a_post(1)])
+    (directory / "zero.json").symlink_to("/dev/zero")  # reading it never ends
+    report = import_path(store, directory)
+    assert report.posts_processed == 1
+    assert report.problems == ["zero.json: not a regular file (a character device); skipped"]
+    assert run_status(db_rows, report.run_id) == "completed"
+
+
+def test_a_file_over_the_size_limit_is_one_problem_line(store, db_rows, tmp_path, monkeypatch):
+    from social_tui_media.posts import files
+
+    monkeypatch.setattr(files, "MAX_POST_FILE_BYTES", 1000)
+    directory = write_posts(tmp_path / "posts", "good.json", [a_post(1)])
+    write_posts(directory, "big.json", [a_post(n) for n in range(2, 40)])
+    size = (directory / "big.json").stat().st_size
+    report = import_path(store, directory)
+    assert report.posts_processed == 1
+    assert report.problems == [
+        f"big.json: {size:,} bytes is over the limit of 1,000 bytes (MAX_POST_FILE_BYTES); split the file"
+        "; skipped"
+    ]
+    assert run_status(db_rows, report.run_id) == "completed"
+
+
+# What a person sees: data is printed as text, never read as rich markup ---------------------------
+
+
+def _unwrapped(text: str) -> str:
+    return "".join(line.strip() for line in text.splitlines())
+
+
+def test_cli_import_prints_markup_characters_in_data_as_text(cli_env, tmp_path):
+    directory = tmp_path / "in[bold]" / "a["
+    post = a_post(1, full_urn="urn:li:activity:[/x]1", media={"type": "image", "url": "file:///[/x]"})
+    write_posts(directory, "x].json", [post])
+    (directory / "[red]b.json").write_text("")
+    path = f"{directory}/x].json"  # the file a[/x].json: '[/x]' is a closing tag to rich
+    wide = {**cli_env, "COLUMNS": "400"}  # no wrapping: each line whole
+    result = run_cli(wide, str(ROOT / "manage_data.py"), "import", path, "--no-media", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr  # one item skipped
+    assert "Traceback" not in result.stderr and "MarkupError" not in result.stderr
+    assert (
+        "warning: x].json post urn:li:activity:[/x]1: media.url: media URL scheme 'file' is not http or"
+        " https; skipped"
+    ) in result.stderr.splitlines()
+    assert path in _unwrapped(result.stderr)  # the table's title, wrapped to its width
+    assert re.search(r"│ posts imported +│ 1 ", result.stderr)
+    whole = run_cli(wide, str(ROOT / "manage_data.py"), "import", str(directory), "--no-media", cwd=tmp_path)
+    assert whole.returncode == 1, whole.stderr
+    assert "warning: [red]b.json: file is empty; skipped" in whole.stderr.splitlines()
+    assert str(directory) in _unwrapped(whole.stderr)
+    assert re.search(r"│ skipped items +│ 2 ", whole.stderr)
+
+
+def test_cli_download_failures_with_markup_characters_keep_the_summary(cli_env, store, served, tmp_path):
+    [(post_id, _)] = store.upsert_posts([_record()])
+    url = f"{served.base_url}/gone/[/x]/[bold]a.jpg"
+    store.upsert_media(
+        [MediaSlotRow(generate_aws_id(PREFIX_MEDIA), post_id, "image", url, url, "image", 0, None)]
+    )
+    result = run_cli(cli_env, str(ROOT / "manage_media.py"), "download-all", "--retry-failed", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    [failure] = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert url in failure
+    assert re.search(r"│ failed +│ 1 ", result.stderr)
+
+
+def test_cli_url_of_an_unknown_id_with_markup_characters_is_one_error_line(cli_env, tmp_path):
+    result = run_cli(cli_env, str(ROOT / "manage_media.py"), "url", "[/x]med-1", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == ["error: no media with id '[/x]med-1'"]

@@ -444,6 +444,35 @@ def test_stalled_download_times_out(server, make_fetcher, tmp_path):
     assert leftovers(tmp_path) == []
 
 
+def test_trickling_body_fails_as_too_slow_once_the_grace_period_is_over(server, make_fetcher, tmp_path):
+    # A byte every 0.1 s: no read waits long enough to time out, and the body never ends.
+    url = server.add("/trickle", body_of(100_000), trickle_every=0.1)
+    fetcher = make_fetcher(timeout=1.0, min_rate=1000, rate_grace=0.5)
+
+    started = time.monotonic()
+    with pytest.raises(FetchError) as info:
+        fetcher.fetch_to_dir(url, tmp_path)
+    elapsed = time.monotonic() - started
+
+    assert info.value.kind == "too_slow"
+    assert not info.value.permanent  # the next run tries again
+    assert info.value.attempts == 1 and server.count("/trickle") == 1  # but this run does not
+    assert 0.5 <= elapsed < 3
+    assert "B/s" in str(info.value)
+    assert "slower than MEDIA_MIN_DOWNLOAD_RATE=1000 for 0.5 s" in str(info.value)
+    assert leftovers(tmp_path) == []
+
+
+def test_slow_body_above_the_minimum_rate_completes(server, make_fetcher, tmp_path):
+    body = body_of(40)
+    url = server.add("/steady", body, trickle_every=0.02)  # about 50 bytes/s
+    fetcher = make_fetcher(timeout=1.0, min_rate=10, rate_grace=0.2)
+
+    fetched = fetcher.fetch_to_dir(url, tmp_path)
+
+    assert fetched.temp_path.read_bytes() == body
+
+
 def test_server_that_never_answers_times_out(make_fetcher, tmp_path):
     with MediaTestServer(latency=10) as slow:
         url = slow.add("/a", body_of(100))
@@ -472,6 +501,99 @@ def test_unresolvable_host_is_a_dns_error(make_fetcher, tmp_path):
 
     assert info.value.kind == "dns"
     assert "no-such-host.invalid" in str(info.value)
+
+
+# --- cancelling (Ctrl-C) ----------------------------------------------------------------------
+
+
+def fetch_in_thread(fetcher: Fetcher, url: str, directory: Path) -> tuple[threading.Thread, dict]:
+    result: dict = {}
+
+    def run() -> None:
+        try:
+            result["fetched"] = fetcher.fetch_to_dir(url, directory)
+        except FetchError as exc:
+            result["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, result
+
+
+def wait_for(condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.01)
+
+
+def assert_cancelled_at_once(fetcher: Fetcher, thread: threading.Thread, result: dict) -> FetchError:
+    started = time.monotonic()
+    fetcher.cancel()
+    thread.join(timeout=5)
+    assert not thread.is_alive() and time.monotonic() - started < 1
+    error = result["error"]
+    assert error.kind == "cancelled" and not error.permanent
+    return error
+
+
+def test_cancel_ends_a_read_waiting_on_a_silent_server_at_once(server, make_fetcher, tmp_path):
+    url = server.add("/silent", body_of(100_000), stall_after=10_000)
+    fetcher = make_fetcher(timeout=30.0)
+    thread, result = fetch_in_thread(fetcher, url, tmp_path)
+    wait_for(lambda: leftovers(tmp_path) and server.bytes_sent("/silent") == 10_000)
+
+    assert_cancelled_at_once(fetcher, thread, result)
+
+    assert server.count("/silent") == 1
+    assert leftovers(tmp_path) == []
+
+
+def test_cancel_ends_a_trickling_transfer_at_once(server, make_fetcher, tmp_path):
+    url = server.add("/drip", body_of(100_000), trickle_every=0.5)
+    fetcher = make_fetcher(timeout=30.0)
+    thread, result = fetch_in_thread(fetcher, url, tmp_path)
+    wait_for(lambda: leftovers(tmp_path))
+
+    assert_cancelled_at_once(fetcher, thread, result)
+
+    assert leftovers(tmp_path) == []
+
+
+def test_cancel_ends_a_request_still_waiting_for_its_response(make_fetcher, tmp_path):
+    with MediaTestServer(latency=10) as slow:
+        url = slow.add("/late", body_of(100))
+        fetcher = make_fetcher(timeout=30.0)
+        thread, result = fetch_in_thread(fetcher, url, tmp_path)
+        wait_for(lambda: slow.count("/late") == 1)
+
+        assert_cancelled_at_once(fetcher, thread, result)
+
+    assert leftovers(tmp_path) == []
+
+
+def test_cancel_ends_a_wait_between_retries(server, make_fetcher, tmp_path):
+    url = server.add("/busy", body_of(100), fail_times=5, fail_status=503, retry_after=30)
+    fetcher = make_fetcher(max_attempts=3)
+    thread, result = fetch_in_thread(fetcher, url, tmp_path)
+    wait_for(lambda: server.count("/busy") == 1)
+    time.sleep(0.1)  # into the 30 s Retry-After wait
+
+    assert_cancelled_at_once(fetcher, thread, result)
+
+    assert server.count("/busy") == 1
+
+
+def test_a_cancelled_fetcher_sends_no_request(server, make_fetcher, tmp_path):
+    url = server.add("/after", body_of(100))
+    fetcher = make_fetcher()
+    fetcher.cancel()
+
+    with pytest.raises(FetchError) as info:
+        fetcher.fetch_to_dir(url, tmp_path)
+
+    assert info.value.kind == "cancelled"
+    assert server.count("/after") == 0
 
 
 # --- HTTP status and retries -----------------------------------------------------------------
@@ -645,6 +767,7 @@ def test_policy_from_settings_uses_the_media_settings():
     settings = config.Settings(
         max_file_size=1234,
         download_timeout=7.5,
+        min_download_rate=2048,
         allow_private_hosts=config.parse_networks("10.0.0.0/8, ::1"),
     )
 
@@ -652,6 +775,7 @@ def test_policy_from_settings_uses_the_media_settings():
 
     assert policy.max_bytes == 1234
     assert policy.timeout == 7.5
+    assert (policy.min_rate, policy.rate_grace) == (2048, 60.0)
     assert policy.allow_private == settings.allow_private_hosts
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from datetime import datetime
 
+import pytest
+
 from social_tui_media.ids import PREFIX_MEDIA, generate_aws_id
 from social_tui_media.store.interface import (
     AnalysisClaim,
@@ -14,6 +16,7 @@ from social_tui_media.store.interface import (
     MediaSlotRow,
     PostRecord,
     RunCounts,
+    StoreError,
     make_event,
 )
 
@@ -173,6 +176,22 @@ def test_only_the_claim_owner_can_finish(store):
     store.claim_downloads(DownloadClaim("w1", 1))
     assert store.finish_downloads("intruder", [downloaded(media_id)]) == 0
     assert store.get_media(media_id)["download_status"] == "pending"
+
+
+def test_released_claims_are_claimable_at_once_with_nothing_recorded(store):
+    _, ids = seeded(store, 3)
+    store.claim_downloads(DownloadClaim("w1", 2))
+    [other] = store.claim_downloads(DownloadClaim("w2", 5))
+    assert store.release_downloads("intruder") == 0
+    assert store.release_downloads("w1") == 2
+    released = [store.get_media(i) for i in ids if i != other["media_id"]]
+    for row in released:
+        assert (row["download_claimed_by"], row["download_claimed_at"]) == (None, None)
+        assert (row["download_status"], row["download_attempts"]) == ("pending", 0)
+        assert row["ai_analysis_log"] == []
+    assert store.get_media(other["media_id"])["download_claimed_by"] == "w2"  # only w1's claims
+    again = store.claim_downloads(DownloadClaim("w3", 5))
+    assert sorted(r["media_id"] for r in again) == sorted(r["media_id"] for r in released)
 
 
 def test_event_log_is_an_array_and_appends_never_rewrite(store):
@@ -385,3 +404,20 @@ def test_an_earlier_releases_sqlite_file_is_refused_untouched(tmp_path):
     with pytest.raises(StoreError, match="earlier release of this tool: move it aside"):
         SQLiteStore(path)
     assert path.read_bytes() == before
+
+
+def test_a_value_the_database_cannot_hold_is_one_store_error_and_writes_nothing(store):
+    with pytest.raises(StoreError) as refused:
+        store.upsert_posts([post("urn:li:activity:1"), post("urn:li:activity:2", text="lone \ud800")])
+    assert "\n" not in str(refused.value)
+    assert store.posts_page(None, 10) == []
+    [(post_id, _)] = store.upsert_posts([post("urn:li:activity:3")])
+    row = {
+        "download_id": "dl-1", "post_id": post_id, "run_id": None,
+        "downloaded_at": "2025-11-25T00:00:00+00:00", "total_reactions": 10**30,
+        "stats_json": None, "raw_json": "{}", "source_file_path": "/scrapes/f.json",
+    }  # fmt: skip
+    with pytest.raises(StoreError) as refused:
+        store.insert_data_downloads([row])
+    assert "\n" not in str(refused.value)
+    store.insert_data_downloads([{**row, "total_reactions": 5}])  # the store is still usable

@@ -38,9 +38,7 @@ def env_for(url: str, tmp_path) -> dict:
     import os
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "SUPABASE", "MEDIA_"))}
-    env.update(
-        DATABASE_URL=url, SOCIAL_TUI_HOME=str(tmp_path)
-    )
+    env.update(DATABASE_URL=url, SOCIAL_TUI_HOME=str(tmp_path))
     return env
 
 

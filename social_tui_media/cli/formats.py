@@ -45,7 +45,7 @@ def print_rows(rows: Iterable[dict], columns: list[str], fmt: str | None, title:
         for row in rows:
             table.add_row(*(escape(_cell(row.get(c))) for c in columns))
             count += 1
-        Console(highlight=False).print(table)
+        Console(highlight=False, emoji=False).print(table)
         return count
     writer = csv.writer(out, delimiter="\t" if fmt == "tsv" else ",", lineterminator="\n")
     if fmt == "csv":

@@ -1,5 +1,8 @@
 """What the CLIs share: a stderr console, progress bars, one-line errors and exit codes.
-Only `manage_*.py` and `backfill_media.py` use this; library modules never print."""
+Only `manage_*.py` and `backfill_media.py` use this; library modules never print.
+
+Data (URNs, URLs, paths, ids, error text) is never rich markup: the console reads none unless a
+helper here asks, and those helpers escape the data they are given."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -22,12 +26,13 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from social_tui_media.settings import ConfigError
 
 EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USAGE = 0, 1, 2
 
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, markup=False, emoji=False)  # plain text unless asked
 
 
 def positive_int(text: str) -> int:
@@ -46,12 +51,14 @@ class UsageError(Exception):
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> int:
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    """One red `error:` line; `message` is text, printed as it is."""
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, markup=True)
     return code
 
 
 def warn(message: str) -> None:
-    console.print(f"[yellow]warning:[/] {message}", soft_wrap=True, markup=True, highlight=False)
+    """One yellow `warning:` line; `message` is text, printed as it is."""
+    console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True, markup=True, highlight=False)
 
 
 def print_json(document: Any) -> None:
@@ -61,11 +68,12 @@ def print_json(document: Any) -> None:
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
-    out = Table(title=title, title_justify="left", header_style="bold")
+    """A table whose title, headers and cells are plain text on any console."""
+    out = Table(title=Text(title), title_justify="left", header_style="bold")
     for column in columns:
-        out.add_column(column, overflow="fold")
+        out.add_column(Text(column), overflow="fold")
     for row in rows:
-        out.add_row(*("" if v is None else str(v) for v in row))
+        out.add_row(*(Text("" if v is None else str(v)) for v in row))
     return out
 
 
@@ -107,7 +115,7 @@ def progress_bar(description: str, with_bytes: bool = True) -> Iterator[BarProgr
     columns += [TimeElapsedColumn(), TimeRemainingColumn()]
     progress = Progress(*columns, console=console, transient=False, disable=not console.is_terminal)
     with progress:
-        yield BarProgress(progress, description)
+        yield BarProgress(progress, escape(description))  # the description column reads markup
 
 
 def run_command(handler: Callable[[], int]) -> int:

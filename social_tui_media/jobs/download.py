@@ -267,6 +267,15 @@ class _Run:
         """Keep the pool fed with claimed slot groups; write outcomes back in batches."""
         inflight: dict[Future, list[dict]] = {}
         outcomes: list[DownloadOutcome] = []
+        try:
+            self._feed_pool(pool, inflight, outcomes)
+        except KeyboardInterrupt:
+            self.abandon(pool, inflight, outcomes)
+            raise
+
+    def _feed_pool(
+        self, pool: ThreadPoolExecutor, inflight: dict[Future, list[dict]], outcomes: list[DownloadOutcome]
+    ) -> None:
         attempted: set[str] = set()
         remaining = self.limit if self.limit is not None else float("inf")
         exhausted = False
@@ -297,9 +306,31 @@ class _Run:
                 outcomes += _settle(future, inflight.pop(future), self.report, self.progress)
             if outcomes and (len(outcomes) >= FLUSH_EVERY or time.monotonic() - last_flush >= FLUSH_SECONDS):
                 self.store.finish_downloads(self.worker, outcomes)
-                outcomes, last_flush = [], time.monotonic()
+                outcomes.clear()
+                last_flush = time.monotonic()
         if outcomes:
             self.store.finish_downloads(self.worker, outcomes)
+            outcomes.clear()
+
+    def abandon(
+        self, pool: ThreadPoolExecutor, inflight: dict[Future, list[dict]], outcomes: list[DownloadOutcome]
+    ) -> None:
+        """Ctrl-C: stop every transfer at once (each removes its temp file), keep the results
+        that are in, and give back the claims of everything else, recording nothing for it."""
+        log.warning("interrupted: abandoning %d downloads in progress", len(inflight))
+        self.downloader.fetcher.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+        for future, group in inflight.items():
+            if not future.cancelled() and future.exception() is None:
+                outcomes += _settle(future, group, self.report, self.progress)
+        try:
+            if outcomes:
+                self.store.finish_downloads(self.worker, outcomes)
+            released = self.store.release_downloads(self.worker)
+        except Exception:  # the interrupt goes on; claims left behind expire or are taken over
+            log.exception("could not give back the claims of the interrupted run")
+        else:
+            log.info("gave back %d claims for the next run", released)
 
 
 def _settle(future: Future, group: list[dict], report: DownloadReport, progress) -> list[DownloadOutcome]:

@@ -17,6 +17,7 @@ from typing import Any
 from social_tui_media.jobs import Progress
 from social_tui_media.jobs.download import DownloadReport, MediaFeed, download_pending
 from social_tui_media.posts.files import LoadedPost, describe, load_posts
+from social_tui_media.posts.json_values import clean_text
 from social_tui_media.posts.media_items import post_identity
 from social_tui_media.posts.records import media_rows, post_record, stats_row, unique_slots
 from social_tui_media.settings import Settings, load_settings
@@ -71,7 +72,7 @@ def import_posts(
             if post_id not in downloads:
                 report.posts_new += inserted
                 report.posts_updated += not inserted
-            downloads[post_id] = stats_row(post, post_id, report.run_id, now)
+            downloads[post_id] = stats_row(post, post_id, report.run_id, now, report.problems)
             where = describe(post.source_file, post.index, post.urn)
             slots.extend(media_rows(post_id, post.data, where, report.problems))
         upserted = store.upsert_media(unique_slots(slots))
@@ -105,7 +106,7 @@ def import_path(
     paths = sorted(root.glob("*.json")) if root.is_dir() else [root]
     report = ImportReport(files=len(paths))
     own_run = run_id is None
-    report.run_id = store.start_run(str(root), script_name) if own_run else run_id
+    report.run_id = store.start_run(clean_text(str(root)), script_name) if own_run else run_id
     counts = RunCounts()
     try:
         posts = load_posts(paths, report.problems)

@@ -136,7 +136,9 @@ def stray_files(cache: MediaCache, rows: list[dict], min_age: float = STRAY_AGE_
     download that just finished may not be recorded yet."""
     referenced = {cache.confined(r.get("local_file_path")) for r in rows}
     cutoff = time.time() - min_age
-    return sorted(p for p in cache.cached_files() if p.resolve() not in referenced and p.stat().st_mtime < cutoff)
+    return sorted(
+        p for p in cache.cached_files() if p.resolve() not in referenced and p.stat().st_mtime < cutoff
+    )
 
 
 def remove_strays(cache: MediaCache, report: VerifyReport) -> int:

@@ -2,8 +2,9 @@
 
 One `Fetcher` owns a download's whole life: URL and address checks, a per-host concurrency
 cap, manual redirects, retries with backoff, and streaming into a temporary file in the
-destination directory while hashing. Nothing the server says is trusted: not its addresses
-after DNS, not its Content-Length, not its Content-Type.
+destination directory while hashing, at no less than a minimum average rate, until the
+caller cancels. Nothing the server says is trusted: not its addresses after DNS, not its
+Content-Length, not its Content-Type.
 """
 
 from __future__ import annotations
@@ -31,7 +32,14 @@ import tenacity
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+    SSLError,
+)
 from urllib3.util.connection import allowed_gai_family
 
 from social_tui_media.media.retry_after import retry_after_seconds
@@ -84,9 +92,17 @@ KINDS = frozenset(
         "truncated",
         "connection",
         "html",
+        "too_slow",
+        "cancelled",
     }
 )
 _PERMANENT_KINDS = frozenset({"bad_scheme", "blocked_address", "too_large", "html"})
+# Temporary, but another attempt in the same run would only repeat them: the next run retries.
+_NOT_RETRIED_NOW = frozenset({"too_slow", "cancelled"})
+
+
+def _worth_retrying(exc: BaseException) -> bool:
+    return isinstance(exc, FetchError) and not exc.permanent and exc.kind not in _NOT_RETRIED_NOW
 
 
 def _is_permanent(kind: str, status: int | None) -> bool:
@@ -137,6 +153,10 @@ class FetchPolicy:
     backoff_base: float = 0.5  # seconds; exponential with jitter, capped at backoff_max
     backoff_max: float = 30.0
     retry_after_max: float = 120.0  # never sleep longer than this for Retry-After
+    # The bound on a whole transfer, which `timeout` alone is not (a byte every few seconds
+    # resets it): once rate_grace seconds have passed, the average must stay at min_rate.
+    min_rate: float = 1024.0  # bytes/s
+    rate_grace: float = 60.0  # seconds
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FetchPolicy:
@@ -144,6 +164,7 @@ class FetchPolicy:
         return cls(
             max_bytes=settings.max_file_size,
             timeout=settings.download_timeout,
+            min_rate=settings.min_download_rate,
             allow_private=tuple(settings.allow_private_hosts),
         )
 
@@ -289,6 +310,45 @@ class _ResolveFailed(Exception):
         self.host, self.detail = host, detail
 
 
+class _Cancelled(Exception):
+    """`Fetcher.cancel()` was called; raised where that is noticed, inside urllib3 too (not an
+    OSError, so nothing wraps it). `_attempt` turns it into FetchError kind "cancelled"."""
+
+
+class _LiveConnections:
+    """The connection each thread's request is using, so `cancel()` can end a blocked read.
+
+    A read that waits for a silent server returns only when its socket times out; shutting
+    the socket down from another thread ends it at once, and a thread that starts a request
+    after the cancel is refused (`enter` and `_new_conn` check).
+    """
+
+    def __init__(self) -> None:
+        self.cancelled = threading.Event()
+        self._lock = threading.Lock()
+        self._by_thread: dict[int, HTTPConnection] = {}
+
+    def enter(self, conn: HTTPConnection) -> None:
+        with self._lock:
+            self._by_thread[threading.get_ident()] = conn
+        if self.cancelled.is_set():
+            raise _Cancelled
+
+    def leave(self) -> None:
+        with self._lock:
+            self._by_thread.pop(threading.get_ident(), None)
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+        with self._lock:
+            for conn in self._by_thread.values():
+                sock = conn.sock
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        # The plain socket's shutdown, for TLS sockets too: wakes the reader.
+                        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
 class _PinnedConnectionMixin:
     """Resolve, check every address, then connect to exactly those checked addresses.
 
@@ -297,8 +357,16 @@ class _PinnedConnectionMixin:
     """
 
     allow_private: tuple[IPNetwork, ...] = ()
+    live: _LiveConnections | None = None
+
+    def request(self, *args, **kwargs) -> None:
+        if self.live is not None:
+            self.live.enter(self)
+        super().request(*args, **kwargs)
 
     def _new_conn(self) -> socket.socket:
+        if self.live is not None and self.live.cancelled.is_set():
+            raise _Cancelled
         host = self._dns_host
         try:
             infos = socket.getaddrinfo(host, self.port, allowed_gai_family(), socket.SOCK_STREAM)
@@ -332,6 +400,9 @@ class _PinnedConnectionMixin:
                 sock.close()
                 error = exc
                 continue
+            if self.live is not None and self.live.cancelled.is_set():
+                sock.close()  # cancelled while connecting: cancel() could not reach this socket
+                raise _Cancelled
             sys.audit("http.client.connect", self, self.host, self.port)
             return sock
         assert error is not None
@@ -342,8 +413,8 @@ class _PinnedConnectionMixin:
         raise NewConnectionError(self, f"Failed to establish a new connection: {error}") from error
 
 
-def _pinned_pool_classes(allow_private: tuple[IPNetwork, ...]) -> dict[str, type]:
-    attrs = {"allow_private": allow_private}
+def _pinned_pool_classes(allow_private: tuple[IPNetwork, ...], live: _LiveConnections) -> dict[str, type]:
+    attrs = {"allow_private": allow_private, "live": live}
     http_conn = type("PinnedHTTPConnection", (_PinnedConnectionMixin, HTTPConnection), attrs)
     https_conn = type("PinnedHTTPSConnection", (_PinnedConnectionMixin, HTTPSConnection), attrs)
     return {
@@ -353,9 +424,11 @@ def _pinned_pool_classes(allow_private: tuple[IPNetwork, ...]) -> dict[str, type
 
 
 class _PinnedAdapter(HTTPAdapter):
-    def __init__(self, allow_private: tuple[IPNetwork, ...], pool_maxsize: int) -> None:
+    def __init__(
+        self, allow_private: tuple[IPNetwork, ...], pool_maxsize: int, live: _LiveConnections
+    ) -> None:
         # Set before super().__init__, which builds the pool manager.
-        self._pool_classes = _pinned_pool_classes(allow_private)
+        self._pool_classes = _pinned_pool_classes(allow_private, live)
         super().__init__(pool_connections=32, pool_maxsize=pool_maxsize, max_retries=0)
 
     def init_poolmanager(self, connections, maxsize, block=False, **pool_kwargs):
@@ -451,7 +524,8 @@ class Fetcher:
         session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))  # keep no cookies
         session.headers.clear()
         session.headers.update(_HEADERS)
-        adapter = _PinnedAdapter(self._allow, pool_maxsize=max(max_per_host, 10))
+        self._live = _LiveConnections()
+        adapter = _PinnedAdapter(self._allow, pool_maxsize=max(max_per_host, 10), live=self._live)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         self._session = session
@@ -468,6 +542,15 @@ class Fetcher:
         """Close pooled connections."""
         self._session.close()
 
+    def cancel(self) -> None:
+        """Abandon every download in progress and refuse new ones (Ctrl-C): each raises
+        FetchError kind "cancelled" within moments and leaves no temp file. For good."""
+        self._live.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._live.cancelled.is_set()
+
     def fetch_to_dir(self, url: str, dest_dir: Path, *, prefix: str = TEMP_PREFIX) -> FetchedFile:
         """Download `url` into a complete 0600 temp file in `dest_dir`, or raise FetchError.
 
@@ -483,8 +566,9 @@ class Fetcher:
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(max(1, self.policy.max_attempts)),
             wait=self._wait,
-            retry=tenacity.retry_if_exception(lambda exc: isinstance(exc, FetchError) and not exc.permanent),
+            retry=tenacity.retry_if_exception(_worth_retrying),
             before_sleep=self._log_retry(url),
+            sleep=self._live.cancelled.wait,  # a backoff ends early when the run is cancelled
             reraise=True,
         )
         started = time.monotonic()
@@ -544,12 +628,24 @@ class Fetcher:
 
     def _attempt(self, url: str, dest_dir: Path, prefix: str, attempts: list[int]) -> FetchedFile:
         attempts[0] += 1
+        try:
+            return self._follow(url, dest_dir, prefix, attempts[0])
+        except (FetchError, _Cancelled):
+            # Whatever a cancelled transfer ended with (a shut-down socket reads as a cut body).
+            if self.cancelled:
+                raise FetchError(
+                    f"{redact_url(url)}: download abandoned (interrupted)", "cancelled"
+                ) from None
+            raise
+
+    def _follow(self, url: str, dest_dir: Path, prefix: str, attempt: int) -> FetchedFile:
         current = url
         for hop in range(self.policy.max_redirects + 1):
             if hop:
                 check_url(current, self._allow)
             host = (urlsplit(current).hostname or "").lower()
-            with self._host_slot(host):
+            with self._host_slot(host), self._in_flight():
+                started = time.monotonic()
                 resp = self._get(current)
                 try:
                     status = resp.status_code
@@ -569,7 +665,7 @@ class Fetcher:
                         continue
                     if not 200 <= status < 300:
                         raise self._status_error(resp, current)
-                    return self._stream_to_temp(resp, current, dest_dir, prefix, attempts[0])
+                    return self._stream_to_temp(resp, current, dest_dir, prefix, attempt, started)
                 finally:
                     resp.close()
         raise FetchError(
@@ -578,6 +674,16 @@ class Fetcher:
             "http_status",
             status=status,
         )
+
+    @contextlib.contextmanager
+    def _in_flight(self) -> Iterator[None]:
+        """One request and its body: refused once cancelled, and known to `cancel()` meanwhile."""
+        if self.cancelled:
+            raise _Cancelled
+        try:
+            yield
+        finally:
+            self._live.leave()
 
     def _get(self, url: str) -> requests.Response:
         shown = redact_url(url)
@@ -636,29 +742,55 @@ class Fetcher:
             retry_after=retry_after,
         )
 
-    def _iter_body(self, resp: requests.Response, shown: str) -> Iterator[bytes]:
+    def _iter_body(self, resp: requests.Response, shown: str, started: float) -> Iterator[bytes]:
+        """The body as it arrives: each piece is what one socket read got, so between any two
+        pieces the transfer's pace is checked, however slowly the bytes come."""
         timeout = self.policy.timeout
-        try:
-            yield from resp.iter_content(CHUNK_SIZE)
-        except requests.exceptions.ChunkedEncodingError as exc:
-            raise FetchError(
-                f"{shown}: the connection closed before the whole body arrived ({_root_cause(exc)}); retried",
-                "truncated",
-            ) from None
-        except requests.exceptions.ConnectionError as exc:
-            if any(isinstance(a, ReadTimeoutError) for a in exc.args):
+        received = 0
+        while True:
+            self._check_pace(shown, started, received)
+            try:
+                chunk = resp.raw.read1(CHUNK_SIZE, decode_content=True)
+            except ReadTimeoutError:
                 raise FetchError(
                     f"{shown}: no data for {timeout:g} s (MEDIA_DOWNLOAD_TIMEOUT)", "timeout"
                 ) from None
+            except ProtocolError as exc:
+                raise FetchError(
+                    f"{shown}: the connection closed before the whole body arrived ({_root_cause(exc)}); retried",
+                    "truncated",
+                ) from None
+            except SSLError as exc:
+                raise FetchError(
+                    f"{shown}: connection failed while downloading ({_root_cause(exc)})",
+                    "connection",
+                ) from None
+            except (HTTPError, OSError) as exc:
+                raise FetchError(f"{shown}: download failed ({_root_cause(exc)})", "connection") from None
+            if not chunk:
+                if self.cancelled:  # a shut-down socket ends a body without a length like a complete one
+                    raise _Cancelled
+                return
+            received += len(chunk)
+            yield chunk
+
+    def _check_pace(self, shown: str, started: float, received: int) -> None:
+        """Raise when the run was cancelled, or when the transfer, past its grace period, has
+        averaged less than the policy's minimum rate."""
+        if self.cancelled:
+            raise _Cancelled
+        elapsed = time.monotonic() - started
+        min_rate, grace = self.policy.min_rate, self.policy.rate_grace
+        if elapsed >= grace and elapsed > 0 and received < min_rate * elapsed:
             raise FetchError(
-                f"{shown}: connection failed while downloading ({_root_cause(exc)})",
-                "connection",
-            ) from None
-        except (requests.exceptions.RequestException, OSError) as exc:
-            raise FetchError(f"{shown}: download failed ({_root_cause(exc)})", "connection") from None
+                f"{shown}: arrived at {received / elapsed:.0f} B/s ({format_size(received)} in "
+                f"{elapsed:.1f} s), slower than MEDIA_MIN_DOWNLOAD_RATE={min_rate:g} for {grace:g} s; "
+                "lower it to allow slower servers",
+                "too_slow",
+            )
 
     def _stream_to_temp(
-        self, resp: requests.Response, url: str, dest_dir: Path, prefix: str, attempt: int
+        self, resp: requests.Response, url: str, dest_dir: Path, prefix: str, attempt: int, started: float
     ) -> FetchedFile:
         shown = redact_url(url)
         limit = self.policy.max_bytes
@@ -680,7 +812,7 @@ class Fetcher:
             size = 0
             head = b""
             with tmp:
-                for chunk in self._iter_body(resp, shown):
+                for chunk in self._iter_body(resp, shown, started):
                     size += len(chunk)
                     if size > limit:
                         raise FetchError(

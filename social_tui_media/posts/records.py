@@ -13,6 +13,10 @@ from social_tui_media.posts.media_items import extract_media_items
 from social_tui_media.store.interface import MediaSlotRow, PostRecord
 from social_tui_media.store.rows import to_iso
 
+INTEGER_MIN, INTEGER_MAX = -(2**31), 2**31 - 1  # PostgreSQL's INTEGER; SQLite stores the same range
+# Stats counts read as INTEGER: total_reactions is a column; v_post_engagement_history casts all five.
+INTEGER_STATS = ("total_reactions", "comments", "reposts", "shares", "views")
+
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
@@ -61,14 +65,38 @@ def _stats(data: dict) -> dict | None:
     return stats if isinstance(stats, dict) else None
 
 
+def _stored_stats(stats: dict | None, where: str, problems: list[str]) -> dict | None:
+    """The stats as `data_downloads` keeps them: a count read as INTEGER (the total_reactions
+    column, the TUI's engagement view) that does not fit becomes null, read as 0."""
+    if stats is None:
+        return None
+    stored = dict(stats)
+    for key in INTEGER_STATS:
+        value = stored.get(key)
+        if (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and not INTEGER_MIN <= value <= INTEGER_MAX
+        ):
+            default = "0" if key == "total_reactions" else "null"
+            problems.append(
+                f"{where}: stats.{key} {value!r} does not fit a 32-bit integer; stored as {default}"
+            )
+            stored[key] = None
+    return stored
+
+
 def _reactions(stats: dict | None) -> int | None:
     value = (stats or {}).get("total_reactions")
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def stats_row(post: LoadedPost, post_id: str, run_id: str | None, downloaded_at: str) -> dict:
+def stats_row(
+    post: LoadedPost, post_id: str, run_id: str | None, downloaded_at: str, problems: list[str]
+) -> dict:
     """The post's `data_downloads` row: its engagement stats as this run saw them."""
-    stats = _stats(post.data)
+    where = describe(post.source_file, post.index, post.urn)
+    stats = _stored_stats(_stats(post.data), where, problems)
     return {
         "download_id": generate_aws_id(PREFIX_DOWNLOAD), "post_id": post_id, "run_id": run_id,
         "downloaded_at": downloaded_at, "total_reactions": _reactions(stats) or 0,

@@ -162,6 +162,10 @@ class MediaStore(Protocol):
 
     def finish_downloads(self, worker: str, outcomes: list[DownloadOutcome]) -> int: ...
 
+    def release_downloads(self, worker: str) -> int:
+        """Give back every download claim `worker` still holds, recording nothing (an
+        interrupted run): the next run may take those rows at once. Returns how many."""
+
     def claim_analysis(self, claim: AnalysisClaim) -> list[dict]: ...
 
     def analysis_candidates(

@@ -113,6 +113,11 @@ class RestStore(SqlFunctionStore):
         except httpx.HTTPError as exc:
             reason = str(exc) or type(exc).__name__
             raise StoreError(f"cannot reach Supabase at {self._url}: {reason}") from None
+        except ValueError as exc:  # a value JSON cannot carry (NaN, a lone surrogate), or a reply not JSON
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise StoreError(
+                f"Supabase at {self._url}: request or reply is not valid JSON ({reason})"
+            ) from None
 
     def _rpc(self, function: str, params: dict) -> Any:
         return self._run(self._client.rpc(function, params))

@@ -144,6 +144,9 @@ class SqlFunctionStore(ABC):
             for chunk in chunks(payload)
         )
 
+    def release_downloads(self, worker: str) -> int:
+        return self._call("media_release_downloads", {"p_worker": worker})
+
     # analysis ---------------------------------------------------------------------------
 
     def claim_analysis(self, claim: AnalysisClaim) -> list[dict]:

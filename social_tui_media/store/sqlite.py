@@ -50,6 +50,17 @@ def _encode(column: str, value):
     return value
 
 
+@contextmanager
+def _sqlite_errors(path: Path) -> Iterator[None]:
+    """What sqlite3 raises for a database or a value it cannot use (an int over 64 bits, a lone
+    surrogate), as one StoreError line."""
+    try:
+        yield
+    except (sqlite3.Error, OverflowError, UnicodeEncodeError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise StoreError(f"SQLite database {path} refused the statement: {reason}") from None
+
+
 def _chunks(items: list, size: int = CHUNK) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -67,24 +78,25 @@ class SQLiteStore:
             raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from None
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
-        columns = {r[1] for r in self._conn.execute("PRAGMA table_info(posts)")}
-        if "post_url" in columns:  # our first release's own column names, before the installation's
-            self._conn.close()
-            raise StoreError(
-                f"{self.path} has the schema of an earlier release of this tool: move it aside "
-                "and import your posts again (nothing in it was changed)"
-            )
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.execute("PRAGMA busy_timeout=60000")
-        with self._lock:
-            self._conn.executescript("BEGIN IMMEDIATE;" + SCHEMA_FILE.read_text() + "COMMIT;")
+        with _sqlite_errors(self.path):  # e.g. a file that is not a database
+            columns = {r[1] for r in self._conn.execute("PRAGMA table_info(posts)")}
+            if "post_url" in columns:  # our first release's own column names, before the installation's
+                self._conn.close()
+                raise StoreError(
+                    f"{self.path} has the schema of an earlier release of this tool: move it aside "
+                    "and import your posts again (nothing in it was changed)"
+                )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.execute("PRAGMA busy_timeout=60000")
+            with self._lock:
+                self._conn.executescript("BEGIN IMMEDIATE;" + SCHEMA_FILE.read_text() + "COMMIT;")
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE: take the write lock up front so read-then-write steps are atomic."""
-        with self._lock:
+        with self._lock, _sqlite_errors(self.path):
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
@@ -94,7 +106,7 @@ class SQLiteStore:
             self._conn.execute("COMMIT")
 
     def _rows(self, sql: str, params: tuple | list = ()) -> list[dict]:
-        with self._lock:
+        with self._lock, _sqlite_errors(self.path):
             return [normalize_row(dict(r)) for r in self._conn.execute(sql, params).fetchall()]
 
     # posts and runs ---------------------------------------------------------------------
@@ -322,6 +334,14 @@ class SQLiteStore:
                 done += 1
         return done
 
+    def release_downloads(self, worker: str) -> int:
+        with self._transaction() as conn:
+            return conn.execute(
+                "UPDATE post_media SET download_claimed_by=NULL, download_claimed_at=NULL"
+                " WHERE download_claimed_by=?",
+                (worker,),
+            ).rowcount
+
     # analysis ---------------------------------------------------------------------------
 
     def claim_analysis(self, claim: AnalysisClaim) -> list[dict]:
@@ -346,7 +366,7 @@ class SQLiteStore:
         media_ids: list[str] | None = None,
         lease_seconds: int = ANALYSIS_LEASE_SECONDS,
     ) -> list[dict]:
-        with self._lock:
+        with self._lock, _sqlite_errors(self.path):
             return [
                 normalize_row(dict(r))
                 for r in self._analysis_claimable(self._conn, statuses, media_ids, lease_seconds)
@@ -486,7 +506,7 @@ class SQLiteStore:
         return found
 
     def media_counts(self) -> dict:
-        with self._lock:
+        with self._lock, _sqlite_errors(self.path):
             return _counts(self._conn)
 
     def close(self) -> None:

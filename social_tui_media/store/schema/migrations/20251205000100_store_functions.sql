@@ -240,6 +240,18 @@ LANGUAGE sql STABLE AS $$
      LIMIT p_limit;
 $$;
 
+-- An interrupted download run (Ctrl-C) gives its claims back instead of leaving them to expire:
+-- the next run, on any host, may take those rows at once. Returns how many were released.
+CREATE OR REPLACE FUNCTION media_release_downloads(p_worker TEXT) RETURNS INTEGER
+LANGUAGE sql AS $$
+    WITH released AS (
+        UPDATE post_media
+           SET download_claimed_by = NULL, download_claimed_at = NULL
+         WHERE download_claimed_by = p_worker
+        RETURNING 1)
+    SELECT count(*)::int FROM released;
+$$;
+
 -- Claim up to p_limit cached rows for analysis and log ai_analysis_started, atomically.
 CREATE OR REPLACE FUNCTION media_claim_analysis(p_worker TEXT, p_limit INTEGER,
     p_lease_seconds INTEGER, p_statuses TEXT[], p_event JSONB, p_media_ids TEXT[] DEFAULT NULL)
