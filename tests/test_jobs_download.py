@@ -503,3 +503,34 @@ def test_feed_downloads_ids_added_while_the_run_is_going(store, settings, served
     runner.join(timeout=60)
     assert result["r"].downloaded == 30
     assert store.media_counts()["by_download_status"] == {"downloaded": 30}
+
+
+def test_ctrl_c_stops_an_import_and_its_downloads_within_seconds(store, settings, cli_env, served, tmp_path):
+    media = [sample_media(f"/dms/image/v2/IMPC{i}/x") for i in range(3)]
+    posts = [
+        _post_with_image(f"urn:li:activity:{i}", served.add(f"/impc/{i}", body, kind, trickle_every=0.5))
+        for i, (body, kind) in enumerate(media)
+    ]
+    directory = _write_posts(tmp_path / "posts", posts)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage_data.py"), "import", str(directory)],
+        env=cli_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_sigint_as_usual,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while any(served.bytes_sent(f"/impc/{i}") < 2 for i in range(3)):  # every transfer under way
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        interrupted = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=15)
+        stopped_after = time.monotonic() - interrupted
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130 and stopped_after < 5, stderr
+    assert list(settings.cache_dir.rglob(".part-*")) == []
+    rows = store.list_media()
+    assert len(rows) == 3
+    assert {(r["download_status"], r["download_claimed_by"]) for r in rows} == {("pending", None)}

@@ -272,6 +272,8 @@ class _Run:
         except KeyboardInterrupt:
             self.abandon(pool, inflight, outcomes)
             raise
+        if self.downloader.fetcher.cancelled:  # cancelled from another thread (an import's Ctrl-C)
+            self.abandon(pool, inflight, outcomes)
 
     def _feed_pool(
         self, pool: ThreadPoolExecutor, inflight: dict[Future, list[dict]], outcomes: list[DownloadOutcome]
@@ -280,7 +282,7 @@ class _Run:
         remaining = self.limit if self.limit is not None else float("inf")
         exhausted = False
         last_flush = time.monotonic()
-        while True:
+        while not self.downloader.fetcher.cancelled:
             while not exhausted and remaining > 0 and len(inflight) < self.workers * 2:
                 rows = self.claim_next(int(min(CLAIM_BATCH, remaining)), not inflight)
                 if rows is None:
@@ -337,6 +339,8 @@ def _settle(future: Future, group: list[dict], report: DownloadReport, progress)
     try:
         obtained = future.result()
     except Exception as error:  # one item's failure never stops the run
+        if isinstance(error, FetchError) and error.kind == "cancelled":
+            return []  # abandoned, not failed: the run gives the claim back
         if not isinstance(error, (FetchError, MediaRejected, OSError)):
             log.error("unexpected download error", exc_info=error)
         for row in group:

@@ -16,6 +16,7 @@ from typing import Any
 
 from social_tui_media.jobs import Progress
 from social_tui_media.jobs.download import DownloadReport, MediaFeed, download_pending
+from social_tui_media.media.fetch import Fetcher, FetchPolicy
 from social_tui_media.posts.files import LoadedPost, describe, load_posts
 from social_tui_media.posts.json_values import clean_text
 from social_tui_media.posts.media_items import post_identity
@@ -135,15 +136,22 @@ def import_with_downloads(
 ) -> tuple[ImportReport, DownloadReport]:
     """Import while downloading: each committed batch's media are fetched at once."""
     feed = MediaFeed()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-downloads") as background:
+    with (
+        Fetcher(FetchPolicy.from_settings(settings), settings.max_concurrent) as fetcher,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-downloads") as background,
+    ):
         downloading = background.submit(
-            download_pending, store, settings, media_ids=feed, workers=workers, progress=progress
+            download_pending, store, settings, media_ids=feed, workers=workers, progress=progress, fetcher=fetcher
         )
         try:
-            report = import_path(store, directory, on_media=feed.extend)
-        finally:
-            feed.close()
-        return report, downloading.result()
+            try:
+                report = import_path(store, directory, on_media=feed.extend)
+            finally:
+                feed.close()
+            return report, downloading.result()
+        except KeyboardInterrupt:
+            fetcher.cancel()  # Ctrl-C lands here, not in the download thread: its run gives up too
+            raise
 
 
 # The installation's manage_data API -------------------------------------------------------
