@@ -204,7 +204,7 @@ def test_two_worker_processes_analyse_each_row_exactly_once(store, ai, ai_env, s
 
 
 @pytest.mark.parametrize("store_kind", ["postgres", "sqlite"])
-def test_worker_killed_mid_run_leaves_rows_reclaimed_after_the_lease(
+def test_a_killed_analyze_leaves_rows_the_next_run_takes_over_at_once(
     store, ai, ai_env, served, vision, tmp_path
 ):
     cached_images(store, ai, served, tmp_path, [(100 + i, 100) for i in range(6)])
@@ -232,9 +232,8 @@ def test_worker_killed_mid_run_leaves_rows_reclaimed_after_the_lease(
     vision.latency = 0.0
     stuck = [r for r in store.list_media() if r["ai_analysis_status"] == "started"]
     assert len(stuck) == 2
-    assert run(store, ai).completed == 4  # the lease still holds: the crashed rows wait
-    time.sleep(1.1)
-    assert run(store, ai, lease_seconds=1).completed == 2
+    # The lease (10 minutes) still holds, but its owner is gone from this host: no waiting.
+    assert run(store, ai).completed == 6
     assert {r["ai_analysis_status"] for r in store.list_media()} == {"completed"}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import datetime
 
 import pytest
@@ -421,3 +422,32 @@ def test_a_value_the_database_cannot_hold_is_one_store_error_and_writes_nothing(
         store.insert_data_downloads([row])
     assert "\n" not in str(refused.value)
     store.insert_data_downloads([{**row, "total_reactions": 5}])  # the store is still usable
+
+
+def test_a_dead_workers_analysis_claims_are_taken_over_at_once(store):
+    ids = _analysable(store, 2)
+    store.claim_analysis(
+        AnalysisClaim("host:999999:dead", 2, ["not_started"], make_event("ai_analysis_started"))
+    )
+    assert store.analysis_claimants() == ["host:999999:dead"]
+    live = AnalysisClaim("w2", 5, ["not_started"], make_event("ai_analysis_started"), lease_seconds=3600)
+    assert store.claim_analysis(live) == []
+    taken = store.claim_analysis(replace(live, dead_workers=["host:999999:dead"]))
+    assert sorted(r["media_id"] for r in taken) == sorted(ids) and {r["ai_claimed_by"] for r in taken} == {
+        "w2"
+    }
+
+
+def test_the_sqlite_database_and_its_journal_are_private(tmp_path):
+    import stat
+
+    from social_tui_media.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    try:
+        store.upsert_posts([post("urn:li:activity:1")])
+        files = [tmp_path / name for name in ("db.sqlite", "db.sqlite-wal", "db.sqlite-shm")]
+        assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files if f.exists())
+        assert (tmp_path / "db.sqlite-wal").exists()
+    finally:
+        store.close()

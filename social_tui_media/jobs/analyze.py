@@ -20,7 +20,7 @@ from social_tui_media.media.vision import (
     make_client,
 )
 from social_tui_media.settings import Settings
-from social_tui_media.store.claims import worker_id
+from social_tui_media.store.claims import is_dead_local_worker, worker_id
 from social_tui_media.store.interface import (
     ANALYSIS_LEASE_SECONDS,
     AnalysisClaim,
@@ -179,7 +179,10 @@ def analyze_pending(
     model = settings.ai_model
     report = AnalysisReport()
     breaker = CircuitBreaker()
-    next_claim = _claimer(store, statuses, media_ids, limit, lease_seconds, model)
+    dead = [c for c in store.analysis_claimants() if is_dead_local_worker(c)]
+    if dead:
+        log.info("taking over the analysis claims of %d processes that are gone", len(dead))
+    next_claim = _claimer(store, statuses, media_ids, limit, lease_seconds, model, dead)
 
     def work() -> None:
         me = worker_id()
@@ -205,7 +208,7 @@ def analyze_pending(
     return report
 
 
-def _claimer(store, statuses, media_ids, limit, lease_seconds, model):
+def _claimer(store, statuses, media_ids, limit, lease_seconds, model, dead_workers):
     """What each worker calls for its next row; None when the run is over.
 
     Only `not_started` rows leave the queue for good once analysed. A run that also takes
@@ -232,7 +235,9 @@ def _claimer(store, statuses, media_ids, limit, lease_seconds, model):
                         return None
                 left[0] -= 1
             event = make_event("ai_analysis_started", model=model)
-            rows = store.claim_analysis(AnalysisClaim(me, 1, statuses, event, ids, lease_seconds))
+            rows = store.claim_analysis(
+                AnalysisClaim(me, 1, statuses, event, ids, lease_seconds, dead_workers)
+            )
             if rows:
                 return rows[0]
             if fixed is None:

@@ -141,7 +141,13 @@ def import_with_downloads(
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-downloads") as background,
     ):
         downloading = background.submit(
-            download_pending, store, settings, media_ids=feed, workers=workers, progress=progress, fetcher=fetcher
+            download_pending,
+            store,
+            settings,
+            media_ids=feed,
+            workers=workers,
+            progress=progress,
+            fetcher=fetcher,
         )
         try:
             try:

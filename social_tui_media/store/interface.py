@@ -121,6 +121,7 @@ class AnalysisClaim:
     event: dict
     media_ids: list[str] | None = None
     lease_seconds: int = ANALYSIS_LEASE_SECONDS
+    dead_workers: tuple[str, ...] | list[str] = ()  # their `started` rows are taken over at once
 
 
 @dataclass
@@ -157,6 +158,8 @@ class MediaStore(Protocol):
     def get_media(self, media_id: str) -> dict | None: ...
 
     def download_claimants(self) -> list[str]: ...
+
+    def analysis_claimants(self) -> list[str]: ...
 
     def claim_downloads(self, claim: DownloadClaim) -> list[dict]: ...
 

@@ -129,6 +129,9 @@ class SqlFunctionStore(ABC):
     def download_claimants(self) -> list[str]:
         return [r["claimant"] for r in self._call("media_download_claimants", {})]
 
+    def analysis_claimants(self) -> list[str]:
+        return [r["claimant"] for r in self._call("media_analysis_claimants", {})]
+
     def claim_downloads(self, claim: DownloadClaim) -> list[dict]:
         params = {
             "p_worker": claim.worker, "p_lease_seconds": claim.lease_seconds,
@@ -152,7 +155,7 @@ class SqlFunctionStore(ABC):
     def claim_analysis(self, claim: AnalysisClaim) -> list[dict]:
         params = {
             "p_worker": claim.worker, "p_lease_seconds": claim.lease_seconds, "p_statuses": claim.statuses,
-            "p_event": claim.event, "p_media_ids": claim.media_ids,
+            "p_event": claim.event, "p_media_ids": claim.media_ids, "p_dead_workers": list(claim.dead_workers),
         }  # fmt: skip
         return sorted(self._claim("media_claim_analysis", params, claim.limit), key=analysis_claim_order)
 

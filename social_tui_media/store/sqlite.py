@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -73,6 +74,7 @@ class SQLiteStore:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))  # it holds signed URLs: private
             self._conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from None
@@ -92,6 +94,9 @@ class SQLiteStore:
             self._conn.execute("PRAGMA busy_timeout=60000")
             with self._lock:
                 self._conn.executescript("BEGIN IMMEDIATE;" + SCHEMA_FILE.read_text() + "COMMIT;")
+            for path in (self.path, *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm"))):
+                if path.exists():
+                    os.chmod(path, 0o600)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -259,6 +264,13 @@ class SQLiteStore:
 
     # downloads --------------------------------------------------------------------------
 
+    def analysis_claimants(self) -> list[str]:
+        rows = self._rows(
+            "SELECT DISTINCT ai_claimed_by FROM post_media"
+            " WHERE ai_claimed_by IS NOT NULL AND ai_analysis_status = 'started'"
+        )
+        return [r["ai_claimed_by"] for r in rows]
+
     def download_claimants(self) -> list[str]:
         rows = self._rows(
             "SELECT DISTINCT download_claimed_by FROM post_media"
@@ -348,7 +360,12 @@ class SQLiteStore:
         now = utc_now()
         with self._transaction() as conn:
             picked = self._analysis_claimable(
-                conn, claim.statuses, claim.media_ids, claim.lease_seconds, claim.limit
+                conn,
+                claim.statuses,
+                claim.media_ids,
+                claim.lease_seconds,
+                claim.limit,
+                list(claim.dead_workers),
             )
             for row in picked:
                 log = json.dumps(parse_log(row["ai_analysis_log"]) + [claim.event])
@@ -379,12 +396,15 @@ class SQLiteStore:
         media_ids: list[str] | None,
         lease_seconds: int,
         limit: int = -1,
+        dead_workers: list[str] | None = None,
     ) -> list[sqlite3.Row]:
         """The one rule for which rows analysis may take (the twin of media_analysis_claimable):
-        a cached file, and a status the run asks for, or `started` under an expired lease."""
+        a cached file, and a status the run asks for, or `started` under an expired lease or
+        held by a process that is gone."""
         if not statuses or media_ids == []:
             return []
-        params: list = [*statuses, _cutoff(lease_seconds)]
+        dead = list(dead_workers or [])
+        params: list = [*statuses, _cutoff(lease_seconds), *dead]
         id_clause = ""
         if media_ids is not None:
             id_clause = f"AND media_id IN ({','.join('?' * len(media_ids))})"
@@ -395,7 +415,8 @@ class SQLiteStore:
                    AND local_file_path IS NOT NULL
                    AND (coalesce(ai_analysis_status, 'not_started') IN ({",".join("?" * len(statuses))})
                         OR (ai_analysis_status = 'started'
-                            AND (ai_claimed_at IS NULL OR ai_claimed_at < ?)))
+                            AND (ai_claimed_at IS NULL OR ai_claimed_at < ?
+                                 OR ai_claimed_by IN ({",".join("?" * len(dead))}))))
                    {id_clause}
                  ORDER BY created_at, media_id LIMIT ?""",
             params + [limit],

@@ -217,14 +217,16 @@ $$;
 
 -- The one rule for which rows analysis may take: a cached file, and a status the run asks for,
 -- or `started` under a lease that ran out (a crashed worker's row). Inlined by the planner.
-CREATE OR REPLACE FUNCTION media_analysis_claimable(m post_media, p_statuses TEXT[], p_lease_seconds INTEGER)
+CREATE OR REPLACE FUNCTION media_analysis_claimable(m post_media, p_statuses TEXT[], p_lease_seconds INTEGER,
+    p_dead_workers TEXT[] DEFAULT '{}')
 RETURNS BOOLEAN
 LANGUAGE sql STABLE AS $$
     SELECT m.download_status = 'downloaded' AND m.evicted_at IS NULL AND m.local_file_path IS NOT NULL
        AND (media_ai_status(m.ai_analysis_status) = ANY(p_statuses)
             OR (m.ai_analysis_status = 'started'
                 AND (m.ai_claimed_at IS NULL
-                     OR m.ai_claimed_at < NOW() - make_interval(secs => p_lease_seconds))));
+                     OR m.ai_claimed_at < NOW() - make_interval(secs => p_lease_seconds)
+                     OR m.ai_claimed_by = ANY(p_dead_workers))));
 $$;
 
 -- What an analysis run would take now (dry runs, fixed work lists), in claim order.
@@ -254,12 +256,13 @@ $$;
 
 -- Claim up to p_limit cached rows for analysis and log ai_analysis_started, atomically.
 CREATE OR REPLACE FUNCTION media_claim_analysis(p_worker TEXT, p_limit INTEGER,
-    p_lease_seconds INTEGER, p_statuses TEXT[], p_event JSONB, p_media_ids TEXT[] DEFAULT NULL)
+    p_lease_seconds INTEGER, p_statuses TEXT[], p_event JSONB, p_media_ids TEXT[] DEFAULT NULL,
+    p_dead_workers TEXT[] DEFAULT '{}')
 RETURNS SETOF post_media
 LANGUAGE sql AS $$
     WITH picked AS (
         SELECT m.media_id FROM post_media m
-         WHERE media_analysis_claimable(m, p_statuses, p_lease_seconds)
+         WHERE media_analysis_claimable(m, p_statuses, p_lease_seconds, p_dead_workers)
            AND (p_media_ids IS NULL OR m.media_id = ANY(p_media_ids))
          ORDER BY m.created_at, m.media_id
          LIMIT p_limit
@@ -290,6 +293,13 @@ LANGUAGE sql STABLE AS $$
             OR (post_id, position, media_id) > (p_after_post_id, p_after_position, p_after_media_id))
      ORDER BY post_id, position, media_id
      LIMIT p_limit;
+$$;
+
+-- The processes holding analysis claims (a dead one's are taken over at once).
+CREATE OR REPLACE FUNCTION media_analysis_claimants() RETURNS TABLE (claimant TEXT)
+LANGUAGE sql STABLE AS $$
+    SELECT DISTINCT ai_claimed_by FROM post_media
+     WHERE ai_claimed_by IS NOT NULL AND ai_analysis_status = 'started';
 $$;
 
 -- The processes holding download claims on rows not yet downloaded.
