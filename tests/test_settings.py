@@ -113,3 +113,28 @@ def test_a_partial_configuration_is_an_error_not_a_silent_fallback(tmp_path, var
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and named in lines[0], result.stderr
     assert not (tmp_path / "nodir").exists() and not (tmp_path / "data").exists()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 384 KB filesystem (tmpfs) for the database, where this machine lets root mount one."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=384k", "tmpfs", str(mount_point)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_a_full_disk_under_the_database_is_one_line_and_exit_1(tmp_path, small_disk):
+    posts = [{"full_urn": f"urn:li:activity:{i}", "text": "x" * 2000, "posted_at": {"timestamp": 1763000000000}}
+             for i in range(600)]  # fmt: skip
+    (tmp_path / "posts.json").write_text(json.dumps(posts))
+    result = run_cli("manage_data.py", "import", str(tmp_path / "posts.json"), "--no-media", cwd=tmp_path,
+                     SOCIAL_TUI_HOME=str(tmp_path), DATABASE_URL=f"sqlite:///{small_disk / 'db.sqlite'}")  # fmt: skip
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1 and "is full" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr

@@ -26,6 +26,10 @@ class StoreError(Exception):
     """The database refused or could not be reached; the message says what to do."""
 
 
+class StoreFull(StoreError):
+    """The disk under the database is full: the step was rolled back; free space and run again."""
+
+
 class SchemaMissing(StoreError):
     """The database has not been migrated."""
 

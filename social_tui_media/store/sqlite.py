@@ -23,6 +23,7 @@ from social_tui_media.store.interface import (
     PostRecord,
     RunCounts,
     StoreError,
+    StoreFull,
     UpsertedMedia,
     day_start_ms,
     download_claim_order,
@@ -59,6 +60,10 @@ def _sqlite_errors(path: Path) -> Iterator[None]:
         yield
     except (sqlite3.Error, OverflowError, UnicodeEncodeError) as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            raise StoreFull(
+                f"the disk under {path} is full: nothing of this step was written; free space and run again"
+            ) from None
         raise StoreError(f"SQLite database {path} refused the statement: {reason}") from None
 
 
