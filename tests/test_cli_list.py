@@ -56,3 +56,23 @@ def test_every_format_prints_the_same_rows(store, cli_env, samples_dir, tmp_path
     images = list_media(cli_env, tmp_path, "--media-type", "image", "--format", "json").stdout
     assert {r["media_type"] for r in json.loads(images)} == {"image"}
     assert list_media(cli_env, tmp_path, "--since", "2999-01-01").stdout == ""
+
+
+def test_import_of_nothing_says_so_in_one_line(cli_env, tmp_path):
+    def import_(path) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, str(ROOT / "manage_data.py"), "import", str(path), "--no-media"],
+            env=cli_env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (tmp_path / "notes.txt").write_text("not json at all")
+    result = import_(empty)
+    assert result.returncode == 1 and "no *.json files in this directory" in result.stderr
+    assert import_(tmp_path / "notes.txt").returncode == 1
+    missing = import_(tmp_path / "nope")
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
+    posts = tmp_path / "one.json"
+    posts.write_text(json.dumps([{"full_urn": "urn:li:activity:1"}]))
+    assert import_(posts).returncode == 0  # a single JSON file still imports

@@ -89,6 +89,22 @@ def import_posts(
     report.media_ids = list(dict.fromkeys(report.media_ids))
 
 
+def input_files(root: Path) -> tuple[list[Path], str | None]:
+    """The post files a path names: a directory's `*.json`, or the file itself; with a line
+    saying why there is nothing to import when that is so."""
+    if root.is_dir():
+        paths = sorted(root.glob("*.json"))
+        return (
+            paths,
+            None
+            if paths
+            else f"{clean_text(str(root))}: no *.json files in this directory; nothing imported",
+        )
+    if root.is_file() or root.is_symlink():
+        return [root], None  # a file of any name is read as JSON; reading it says what is wrong
+    return [], f"{clean_text(str(root))}: neither a directory nor a file; nothing imported"
+
+
 def import_path(
     client: Any,
     directory: str | Path,
@@ -104,8 +120,8 @@ def import_path(
     """
     store = as_store(client)
     root = Path(directory)
-    paths = sorted(root.glob("*.json")) if root.is_dir() else [root]
-    report = ImportReport(files=len(paths))
+    paths, nothing = input_files(root)
+    report = ImportReport(files=len(paths), problems=[nothing] if nothing else [])
     own_run = run_id is None
     report.run_id = store.start_run(clean_text(str(root)), script_name) if own_run else run_id
     counts = RunCounts()
