@@ -6,8 +6,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import sqlite3
 import subprocess
 import sys
+
+import pytest
 
 from social_tui_media.jobs.import_posts import import_path
 from social_tui_media.store.interface import DownloadClaim, DownloadOutcome, make_event
@@ -76,3 +80,19 @@ def test_import_of_nothing_says_so_in_one_line(cli_env, tmp_path):
     posts = tmp_path / "one.json"
     posts.write_text(json.dumps([{"full_urn": "urn:li:activity:1"}]))
     assert import_(posts).returncode == 0  # a single JSON file still imports
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite"])
+def test_an_import_has_one_run_id_in_its_summary_its_row_and_its_log(
+    store, cli_env, samples_dir, served, tmp_path
+):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "manage_data.py"), "import", str(scrape(samples_dir, 1))],
+        env=cli_env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    [printed] = re.findall(r"│ run\s+│ (run-[0-9a-z]+)", result.stderr)
+    logged = {json.loads(line)["run_id"] for line in open(cli_env["MEDIA_LOG_FILE"])}
+    with sqlite3.connect(cli_env["DATABASE_URL"][len("sqlite:///") :]) as conn:
+        recorded = [r[0] for r in conn.execute("SELECT run_id FROM download_runs")]
+    assert logged == {printed} and recorded == [printed]

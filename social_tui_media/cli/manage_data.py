@@ -40,19 +40,23 @@ def cmd_import(args: argparse.Namespace) -> int:
     if not directory.exists():
         raise UsageError(f"{directory} does not exist: pass a directory of scraped post JSON files")
     settings = load_settings()
-    configure_logging(settings.log_file, sentry_dsn=settings.sentry_dsn)
+    run_id = configure_logging(settings.log_file, sentry_dsn=settings.sentry_dsn)  # one id: log, row, summary
     store = open_store(settings)
     try:
         if args.no_media:
-            report, downloads = import_path(store, directory), None
+            report, downloads = import_path(store, directory, new_run_id=run_id), None
         else:
             with progress_bar("downloading media") as bar:
-                report, downloads = import_with_downloads(store, settings, directory, args.workers, bar)
+                report, downloads = import_with_downloads(
+                    store, settings, directory, args.workers, bar, run_id
+                )
             for failure in downloads.failures[:20]:
                 warn(failure)
         for problem in report.problems:
             warn(problem)
         rows = [
+            ["run", report.run_id],
+            ["source", str(directory)],
             ["files", report.files],
             ["posts imported", report.posts_processed],
             ["new posts", report.posts_new],
@@ -71,7 +75,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             ]
             failed = downloads.failed
             evict_if_needed(store, settings)
-        show(table(f"import {directory} (run {report.run_id})", ["", "count"], rows))
+        show(table("import", ["", "count"], rows))
         return EXIT_ITEMS_FAILED if report.skipped or failed else EXIT_OK
     finally:
         store.close()

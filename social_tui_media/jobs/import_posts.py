@@ -111,19 +111,21 @@ def import_path(
     script_name: str = "manage_data.py import",
     on_media: Callable[[list[str]], None] | None = None,
     run_id: str | None = None,
+    new_run_id: str | None = None,
 ) -> ImportReport:
     """Import every `*.json` in a directory (or one file) as a recorded download run.
 
     Media slots are stored, not fetched: pass `report.media_ids` (or, to overlap the two,
     a downloader's feed as `on_media`) to the downloader. With `run_id`, the posts join a run
-    the caller started and will complete (the installation's `create_download_run` flow).
+    the caller started and will complete (the installation's `create_download_run` flow);
+    `new_run_id` names the run this import starts (the CLI's log correlation id).
     """
     store = as_store(client)
     root = Path(directory)
     paths, nothing = input_files(root)
     report = ImportReport(files=len(paths), problems=[nothing] if nothing else [])
     own_run = run_id is None
-    report.run_id = store.start_run(clean_text(str(root)), script_name) if own_run else run_id
+    report.run_id = store.start_run(clean_text(str(root)), script_name, new_run_id) if own_run else run_id
     counts = RunCounts()
     try:
         posts = load_posts(paths, report.problems)
@@ -149,6 +151,7 @@ def import_with_downloads(
     directory: str | Path,
     workers: int | None = None,
     progress: Progress | None = None,
+    new_run_id: str | None = None,
 ) -> tuple[ImportReport, DownloadReport]:
     """Import while downloading: each committed batch's media are fetched at once."""
     feed = MediaFeed()
@@ -167,7 +170,7 @@ def import_with_downloads(
         )
         try:
             try:
-                report = import_path(store, directory, on_media=feed.extend)
+                report = import_path(store, directory, on_media=feed.extend, new_run_id=new_run_id)
             finally:
                 feed.close()
             return report, downloading.result()

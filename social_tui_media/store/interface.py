@@ -143,7 +143,8 @@ class MediaStore(Protocol):
     def upsert_posts(self, records: list[PostRecord]) -> list[tuple[str, bool]]:
         """Insert or refresh posts by URN; (post_id, inserted) in input order."""
 
-    def start_run(self, source_path: str, script_name: str) -> str: ...
+    def start_run(self, source_path: str, script_name: str, run_id: str | None = None) -> str:
+        """Record a run (`run_id`, else a new id: the CLIs pass their log's), status 'running'."""
 
     def finish_run(self, run_id: str, counts: RunCounts, status: str) -> None: ...
 

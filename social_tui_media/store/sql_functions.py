@@ -58,8 +58,8 @@ class SqlFunctionStore(ABC):
                 by_urn[row["urn"]] = (row["post_id"], row["inserted"])
         return [by_urn[r.urn] for r in records]
 
-    def start_run(self, source_path: str, script_name: str) -> str:
-        run_id = generate_aws_id(PREFIX_RUN)
+    def start_run(self, source_path: str, script_name: str, run_id: str | None = None) -> str:
+        run_id = run_id or generate_aws_id(PREFIX_RUN)
         self._call(
             "media_start_run",
             {

@@ -162,8 +162,8 @@ class SQLiteStore:
                     result[record.urn] = (post_id, inserted if previous is None else previous[1])
         return [result[r.urn] for r in records]
 
-    def start_run(self, source_path: str, script_name: str) -> str:
-        run_id = generate_aws_id(PREFIX_RUN)
+    def start_run(self, source_path: str, script_name: str, run_id: str | None = None) -> str:
+        run_id = run_id or generate_aws_id(PREFIX_RUN)
         now = utc_now()
         with self._transaction() as conn:
             conn.execute(
