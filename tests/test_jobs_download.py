@@ -534,3 +534,17 @@ def test_ctrl_c_stops_an_import_and_its_downloads_within_seconds(store, settings
     rows = store.list_media()
     assert len(rows) == 3
     assert {(r["download_status"], r["download_claimed_by"]) for r in rows} == {("pending", None)}
+
+
+def test_a_blocked_address_is_retried_once_the_configuration_is_fixed(
+    store, cli_env, samples_dir, served, tmp_path
+):
+    import_path(store, scrape(samples_dir, 1))
+    blocked = {k: v for k, v in cli_env.items() if k != "MEDIA_ALLOW_PRIVATE_HOSTS"}  # loopback is refused
+    first = run_cli(blocked, str(ROOT / "manage_media.py"), "download-all", cwd=tmp_path)
+    assert first.returncode == 1 and served.requests == []
+    assert "then run `python manage_media.py download-all`" in first.stderr
+    assert store.media_counts()["by_download_status"] == {"failed": 13}
+    fixed = run_cli(cli_env, str(ROOT / "manage_media.py"), "download-all", cwd=tmp_path)  # no --retry-failed
+    assert fixed.returncode == 0, fixed.stderr
+    assert store.media_counts()["by_download_status"] == {"downloaded": 13}

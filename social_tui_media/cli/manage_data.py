@@ -17,7 +17,7 @@ from social_tui_media.cli.output import (
     table,
     warn,
 )
-from social_tui_media.cli.runs import evict_if_needed
+from social_tui_media.cli.runs import evict_if_needed, warn_download_failures
 from social_tui_media.jobs.import_posts import import_path, import_with_downloads
 from social_tui_media.logs import configure_logging
 from social_tui_media.settings import load_settings
@@ -50,8 +50,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                 report, downloads = import_with_downloads(
                     store, settings, directory, args.workers, bar, run_id
                 )
-            for failure in downloads.failures[:20]:
-                warn(failure)
+            warn_download_failures(downloads)
         for problem in report.problems:
             warn(problem)
         rows = [

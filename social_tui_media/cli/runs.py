@@ -21,11 +21,21 @@ def download_with_progress(store: MediaStore, settings: Settings, **options: Any
 
     with progress_bar("downloading media") as bar:
         report = download_pending(store, settings, progress=bar, **options)
+    warn_download_failures(report)
+    return report
+
+
+def warn_download_failures(report: DownloadReport) -> None:
+    """The first failures, one line each, and one line saying what to run next."""
     for failure in report.failures[:20]:
         warn(failure)
     if len(report.failures) > 20:
-        warn(f"... and {len(report.failures) - 20} more failures (see `list --status failed`)")
-    return report
+        warn(f"... and {len(report.failures) - 20} more (`manage_media.py list --download-status failed`)")
+    if report.failed:
+        warn(
+            f"{report.failed} downloads failed: fix what the lines above say, then run "
+            "`python manage_media.py download-all` (an expired link needs a re-scrape, then `--retry-failed`)"
+        )
 
 
 def evict_if_needed(store: MediaStore, settings: Settings) -> EvictionReport:

@@ -96,9 +96,11 @@ KINDS = frozenset(
         "cancelled",
     }
 )
-_PERMANENT_KINDS = frozenset({"bad_scheme", "blocked_address", "too_large", "html"})
+_PERMANENT_KINDS = frozenset({"bad_scheme", "too_large", "html"})
 # Temporary, but another attempt in the same run would only repeat them: the next run retries.
-_NOT_RETRIED_NOW = frozenset({"too_slow", "cancelled"})
+# Not retried within a run, but by the next one: a blocked address may be a configuration to fix
+# (MEDIA_ALLOW_PRIVATE_HOSTS), so it is no verdict on the slot.
+_NOT_RETRIED_NOW = frozenset({"too_slow", "cancelled", "blocked_address"})
 
 
 def _worth_retrying(exc: BaseException) -> bool:
