@@ -436,8 +436,8 @@ def test_cli_download_failures_with_markup_characters_keep_the_summary(cli_env, 
     result = run_cli(cli_env, str(ROOT / "manage_media.py"), "download-all", "--retry-failed", cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
-    [failure] = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
-    assert url in failure
+    failure, what_next = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert url in failure and "then run `python manage_media.py download-all`" in what_next
     assert re.search(r"│ failed +│ 1 ", result.stderr)
 
 
