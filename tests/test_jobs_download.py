@@ -291,39 +291,51 @@ def _sigint_as_usual() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def test_ctrl_c_stops_download_all_within_seconds_and_gives_back_its_claims(
-    store, settings, cli_env, served, tmp_path
-):
-    media = [sample_media(f"/dms/image/v2/CTRLC{i}/x") for i in range(3)]
+def _trickling_posts(served, tmp_path, tag: str) -> tuple[Path, list[tuple[bytes, str]]]:
+    """A posts file whose three images arrive a byte every half second (so a run is mid-transfer)."""
+    media = [sample_media(f"/dms/image/v2/{tag}{i}/x") for i in range(3)]
     posts = [
-        _post_with_image(f"urn:li:activity:{i}", served.add(f"/ctrlc/{i}", body, kind, trickle_every=0.5))
+        _post_with_image(f"urn:li:activity:{i}", served.add(f"/{tag}/{i}", body, kind, trickle_every=0.5))
         for i, (body, kind) in enumerate(media)
     ]
-    import_path(store, _write_posts(tmp_path / "posts", posts))
+    return _write_posts(tmp_path / "posts", posts), media
+
+
+def _interrupt_when(argv: list[str], env, cwd, ready) -> tuple[int, str, float]:
+    """Run a CLI, send it Ctrl-C once `ready()` holds; its exit code, stderr and seconds to stop."""
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage_media.py"), "download-all"],
-        env=cli_env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        [sys.executable, *argv], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=_sigint_as_usual,
-    )
+    )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
-        while len(list(settings.cache_dir.glob(".part-*"))) < 3 or any(  # every transfer is under way
-            served.bytes_sent(f"/ctrlc/{i}") < 2 for i in range(3)
-        ):
+        while not ready():
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
         interrupted = time.monotonic()
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=15)
-        stopped_after = time.monotonic() - interrupted
+        return proc.returncode, stderr, time.monotonic() - interrupted
     finally:
         proc.kill()
         proc.wait()
-    assert proc.returncode == 130, stderr
+
+
+def test_ctrl_c_stops_download_all_within_seconds_and_gives_back_its_claims(
+    store, settings, cli_env, served, tmp_path
+):
+    directory, media = _trickling_posts(served, tmp_path, "ctrlc")
+    import_path(store, directory)
+
+    def every_transfer_under_way() -> bool:
+        return len(list(settings.cache_dir.glob(".part-*"))) >= 3 and all(
+            served.bytes_sent(f"/ctrlc/{i}") >= 2 for i in range(3)
+        )
+
+    code, stderr, stopped_after = _interrupt_when(
+        [str(ROOT / "manage_media.py"), "download-all"], cli_env, tmp_path, every_transfer_under_way
+    )
+    assert code == 130, stderr
     assert stopped_after < 5
     assert list(settings.cache_dir.rglob(".part-*")) == []
     rows = store.list_media()
@@ -506,30 +518,12 @@ def test_feed_downloads_ids_added_while_the_run_is_going(store, settings, served
 
 
 def test_ctrl_c_stops_an_import_and_its_downloads_within_seconds(store, settings, cli_env, served, tmp_path):
-    media = [sample_media(f"/dms/image/v2/IMPC{i}/x") for i in range(3)]
-    posts = [
-        _post_with_image(f"urn:li:activity:{i}", served.add(f"/impc/{i}", body, kind, trickle_every=0.5))
-        for i, (body, kind) in enumerate(media)
-    ]
-    directory = _write_posts(tmp_path / "posts", posts)
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage_data.py"), "import", str(directory)],
-        env=cli_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=_sigint_as_usual,
+    directory, _ = _trickling_posts(served, tmp_path, "impc")
+    code, stderr, stopped_after = _interrupt_when(
+        [str(ROOT / "manage_data.py"), "import", str(directory)], cli_env, tmp_path,
+        lambda: all(served.bytes_sent(f"/impc/{i}") >= 2 for i in range(3)),
     )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while any(served.bytes_sent(f"/impc/{i}") < 2 for i in range(3)):  # every transfer under way
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
-        interrupted = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=15)
-        stopped_after = time.monotonic() - interrupted
-    finally:
-        proc.kill()
-        proc.wait()
-    assert proc.returncode == 130 and stopped_after < 5, stderr
+    assert code == 130 and stopped_after < 5, stderr
     assert list(settings.cache_dir.rglob(".part-*")) == []
     rows = store.list_media()
     assert len(rows) == 3
