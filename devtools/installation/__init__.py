@@ -119,25 +119,23 @@ class OriginalScripts:
         placeholders = ", ".join(["%s"] * len(row))
         self.conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", list(row.values()))
 
+    def _insert_new(self, table: str, id_column: str, prefix: str, row: dict[str, Any], *stamps: str) -> str:
+        """Insert a row under a new `{prefix}-…` id, the columns in `stamps` set to now, as the
+        scripts do; returns the id."""
+        new_id = generate_aws_id(prefix)
+        self._insert(table, {id_column: new_id, **row, **dict.fromkeys(stamps, _now())})
+        return new_id
+
     def create_run(self, script_name: str = "update_data.py", platform: str = "linkedin") -> str:
         """`create_download_run`: a run in status 'running'."""
-        run_id = generate_aws_id("run")
-        system_info = json.dumps(
-            {"hostname": socket.gethostname(), "platform": platform, "script": script_name}
-        )
-        self._insert(
-            "download_runs",
-            {
-                "run_id": run_id,
-                "started_at": _now(),
-                "status": "running",
-                "script_name": script_name,
-                "platform": platform,
-                "system_info": system_info,
-                "created_at": _now(),
-            },
-        )
-        return run_id
+        system_info = {"hostname": socket.gethostname(), "platform": platform, "script": script_name}
+        row = {
+            "status": "running",
+            "script_name": script_name,
+            "platform": platform,
+            "system_info": json.dumps(system_info),
+        }
+        return self._insert_new("download_runs", "run_id", "run", row, "started_at", "created_at")
 
     def complete_run(
         self, run_id: str, processed: int, new: int, updated: int = 0, error_message: str | None = None
@@ -166,50 +164,35 @@ class OriginalScripts:
         known = self.conn.execute("SELECT post_id FROM posts WHERE urn = %s", (urn,)).fetchone()
         if known:
             return known[0]
-        post_id = generate_aws_id("p")
-        self._insert(
-            "posts",
-            {
-                "post_id": post_id,
-                "urn": urn,
-                "full_urn": post.get("full_urn"),
-                "platform": "linkedin",
-                "posted_at_timestamp": (post.get("posted_at") or {}).get("timestamp"),
-                "author_username": (post.get("author") or {}).get("username", ""),
-                "text_content": post.get("text", ""),
-                "post_type": post.get("post_type", "regular"),
-                "url": post.get("url"),
-                "raw_json": json.dumps(post),
-                "first_seen_at": _now(),
-                "is_read": False,
-                "is_marked": False,
-                "created_at": _now(),
-                "updated_at": _now(),
-            },
-        )
-        return post_id
+        row = {
+            "urn": urn,
+            "full_urn": post.get("full_urn"),
+            "platform": "linkedin",
+            "posted_at_timestamp": (post.get("posted_at") or {}).get("timestamp"),
+            "author_username": (post.get("author") or {}).get("username", ""),
+            "text_content": post.get("text", ""),
+            "post_type": post.get("post_type", "regular"),
+            "url": post.get("url"),
+            "raw_json": json.dumps(post),
+            "is_read": False,
+            "is_marked": False,
+        }
+        return self._insert_new("posts", "post_id", "p", row, "first_seen_at", "created_at", "updated_at")
 
     def insert_data_download(
         self, post_id: str, run_id: str | None, post: dict, source_file_path: str
     ) -> str:
         """One engagement snapshot of the post in this run (stats and post as JSON text)."""
-        download_id = generate_aws_id("dl")
         stats = post.get("stats") or {}
-        self._insert(
-            "data_downloads",
-            {
-                "download_id": download_id,
-                "post_id": post_id,
-                "run_id": run_id,
-                "downloaded_at": _now(),
-                "total_reactions": stats.get("total_reactions", 0),
-                "stats_json": json.dumps(stats),
-                "raw_json": json.dumps(post),
-                "source_file_path": source_file_path,
-                "created_at": _now(),
-            },
-        )
-        return download_id
+        row = {
+            "post_id": post_id,
+            "run_id": run_id,
+            "total_reactions": stats.get("total_reactions", 0),
+            "stats_json": json.dumps(stats),
+            "raw_json": json.dumps(post),
+            "source_file_path": source_file_path,
+        }
+        return self._insert_new("data_downloads", "download_id", "dl", row, "downloaded_at", "created_at")
 
     def insert_media(
         self,
@@ -225,57 +208,41 @@ class OriginalScripts:
     ) -> str:
         """`extract_and_store_media`: one row per URL; the log is `json.dumps([...])`, so the
         jsonb column holds a JSON *string*."""
-        media_id = generate_aws_id("med")
         event = {
             "timestamp": _now().isoformat(),
             "event": "media_downloaded",
             "status": "success",
             "details": {"file_size": file_size, "mime_type": mime_type, "md5_sum": md5_sum},
         }
-        self._insert(
-            "post_media",
-            {
-                "media_id": media_id,
-                "post_id": post_id,
-                "media_type": media_type,
-                "media_url": media_url,
-                "local_file_path": local_file_path,
-                "md5_sum": md5_sum,
-                "file_size": file_size,
-                "mime_type": mime_type,
-                "width": width,
-                "height": height,
-                "ai_analysis_status": "not_started",
-                "ai_analysis_log": Jsonb(json.dumps([event])),
-                "created_at": _now(),
-                "updated_at": _now(),
-            },
-        )
-        return media_id
+        row = {
+            "post_id": post_id,
+            "media_type": media_type,
+            "media_url": media_url,
+            "local_file_path": local_file_path,
+            "md5_sum": md5_sum,
+            "file_size": file_size,
+            "mime_type": mime_type,
+            "width": width,
+            "height": height,
+            "ai_analysis_status": "not_started",
+            "ai_analysis_log": Jsonb(json.dumps([event])),
+        }
+        return self._insert_new("post_media", "media_id", "med", row, "created_at", "updated_at")
 
     def insert_youtube_media(self, post_id: str, media_url: str, media_type: str = "video") -> str:
         """The YouTube fetcher's row: only media_id, post_id, media_type, media_url."""
-        media_id = generate_aws_id("med")
-        self._insert(
-            "post_media",
-            {"media_id": media_id, "post_id": post_id, "media_type": media_type, "media_url": media_url},
-        )
-        return media_id
+        row = {"post_id": post_id, "media_type": media_type, "media_url": media_url}
+        return self._insert_new("post_media", "media_id", "med", row)
 
     def insert_pending_media(self, post_id: str, media_url: str, media_type: str = "image") -> str:
         """A row left in the seed schema's status 'pending' (still allowed by the CHECK)."""
-        media_id = generate_aws_id("med")
-        self._insert(
-            "post_media",
-            {
-                "media_id": media_id,
-                "post_id": post_id,
-                "media_type": media_type,
-                "media_url": media_url,
-                "ai_analysis_status": "pending",
-            },
-        )
-        return media_id
+        row = {
+            "post_id": post_id,
+            "media_type": media_type,
+            "media_url": media_url,
+            "ai_analysis_status": "pending",
+        }
+        return self._insert_new("post_media", "media_id", "med", row)
 
     def record_analysis(self, media_id: str, analysis: dict) -> None:
         """An analysis script's result: status 'completed', the analysis as JSON text."""
@@ -289,83 +256,30 @@ class OriginalScripts:
         self, username: str, name: str, platform: str = "linkedin", notes: str | None = None
     ) -> str:
         """The profile manager's new monitored profile."""
-        profile_id = generate_aws_id("prf")
-        self._insert(
-            "profiles",
-            {
-                "profile_id": profile_id,
-                "username": username,
-                "name": name,
-                "platform": platform,
-                "is_active": True,
-                "notes": notes,
-                "created_at": _now(),
-                "updated_at": _now(),
-            },
-        )
-        return profile_id
+        row = {"username": username, "name": name, "platform": platform, "is_active": True, "notes": notes}
+        return self._insert_new("profiles", "profile_id", "prf", row, "created_at", "updated_at")
 
     def insert_tag(self, name: str, description: str | None = None, color: str = "cyan") -> str:
         """The tag manager's new tag."""
-        tag_id = generate_aws_id("tag")
-        self._insert(
-            "tags",
-            {
-                "tag_id": tag_id,
-                "name": name,
-                "description": description,
-                "color": color,
-                "created_at": _now(),
-            },
-        )
-        return tag_id
+        row = {"name": name, "description": description, "color": color}
+        return self._insert_new("tags", "tag_id", "tag", row, "created_at")
 
     def tag_profile(self, profile_id: str, tag_id: str) -> str:
         """Link a profile to a tag."""
-        profile_tag_id = generate_aws_id("pft")
-        self._insert(
-            "profile_tags",
-            {
-                "profile_tag_id": profile_tag_id,
-                "profile_id": profile_id,
-                "tag_id": tag_id,
-                "created_at": _now(),
-            },
-        )
-        return profile_tag_id
+        row = {"profile_id": profile_id, "tag_id": tag_id}
+        return self._insert_new("profile_tags", "profile_tag_id", "pft", row, "created_at")
 
     def tag_post(
         self, post_id: str, tag_id: str, confidence: float | None = None, applied_by: str = "ai"
     ) -> str:
         """Link a post to a tag, as the AI tagger (with a confidence) or a user does."""
-        post_tag_id = generate_aws_id("ptg")
-        self._insert(
-            "post_tags",
-            {
-                "post_tag_id": post_tag_id,
-                "post_id": post_id,
-                "tag_id": tag_id,
-                "confidence": confidence,
-                "applied_by": applied_by,
-                "created_at": _now(),
-            },
-        )
-        return post_tag_id
+        row = {"post_id": post_id, "tag_id": tag_id, "confidence": confidence, "applied_by": applied_by}
+        return self._insert_new("post_tags", "post_tag_id", "ptg", row, "created_at")
 
     def queue_action(self, post_id: str, action_type: str, status: str = "queued") -> str:
         """An action on a post: 'queued' by the scripts, 'pending' by the TUI."""
-        action_id = generate_aws_id("act")
-        self._insert(
-            "action_queue",
-            {
-                "action_id": action_id,
-                "post_id": post_id,
-                "action_type": action_type,
-                "status": status,
-                "created_at": _now(),
-            },
-        )
-        return action_id
+        row = {"post_id": post_id, "action_type": action_type, "status": status}
+        return self._insert_new("action_queue", "action_id", "act", row, "created_at")
 
     def mark_post(self, post_id: str) -> None:
         """The TUI's star on a post."""
