@@ -127,11 +127,19 @@ def _document_url(media: dict) -> Any:
     return document.get("url") if isinstance(document, dict) else None
 
 
-def _collect_media(media: Any, where: str, out: _Collector) -> None:
-    if media is None or media == {}:
-        return
-    if not isinstance(media, dict):
+def _section(value: Any, where: str, out: _Collector) -> dict | None:
+    """A post's optional object (`media`, `article`, `reshared_post`): None when absent or
+    empty; anything else that is not an object is a problem line, and None."""
+    if value is None or value == {}:
+        return None
+    if not isinstance(value, dict):
         out.problems.append(f"{where} is not an object; skipped")
+        return None
+    return value
+
+
+def _collect_media(media: Any, where: str, out: _Collector) -> None:
+    if (media := _section(media, where, out)) is None:
         return
     kind = media.get("type")
     if kind == "image":
@@ -149,10 +157,7 @@ def _collect_media(media: Any, where: str, out: _Collector) -> None:
 
 
 def _collect_article(article: Any, where: str, out: _Collector) -> None:
-    if article is None or article == {}:
-        return
-    if not isinstance(article, dict):
-        out.problems.append(f"{where} is not an object; skipped")
+    if (article := _section(article, where, out)) is None:
         return
     thumbnail = article.get("thumbnail")
     if isinstance(thumbnail, dict):
@@ -164,13 +169,11 @@ def _collect_article(article: Any, where: str, out: _Collector) -> None:
 def _collect_post(post: dict, prefix: str, out: _Collector, depth: int) -> None:
     _collect_media(post.get("media"), f"{prefix}media", out)
     _collect_article(post.get("article"), f"{prefix}article", out)
-    reshared = post.get("reshared_post")
-    if reshared is None or reshared == {} or depth > 3:
+    if depth > 3:
         return
-    if not isinstance(reshared, dict):
-        out.problems.append(f"{prefix}reshared_post is not an object; skipped")
-        return
-    _collect_post(reshared, f"{prefix}reshared_post.", out, depth + 1)
+    reshared = _section(post.get("reshared_post"), f"{prefix}reshared_post", out)
+    if reshared is not None:
+        _collect_post(reshared, f"{prefix}reshared_post.", out, depth + 1)
 
 
 def extract_media_items(post: dict) -> ExtractedMedia:
