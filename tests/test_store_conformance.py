@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from contextlib import closing
 from dataclasses import replace
 from datetime import datetime
 
@@ -10,16 +11,20 @@ import pytest
 
 from social_tui_media.ids import PREFIX_MEDIA, generate_aws_id
 from social_tui_media.store.interface import (
+    PAGE_ROWS,
     AnalysisClaim,
     AnalysisOutcome,
     DownloadClaim,
     DownloadOutcome,
+    MediaQuery,
     MediaSlotRow,
     PostRecord,
     RunCounts,
     StoreError,
     make_event,
+    media_order,
 )
+from social_tui_media.store.postgres import PostgresStore
 
 
 def post(urn: str, text: str = "hello", posted_at: str = "2025-11-20T10:00:00+00:00") -> PostRecord:
@@ -342,6 +347,102 @@ def test_posts_page_pages_past_any_cap_and_filters_by_date(store):
     assert len(seen) == len(set(seen)) == 1200
     recent = store.posts_page(None, 5000, start_date="2025-11-20")
     assert len(recent) == sum(1 for i in range(1200) if 1 + i % 28 >= 20)
+
+
+def listed(store, **filters) -> list[str]:
+    return [r["media_id"] for r in store.iter_media(MediaQuery(**filters))]
+
+
+def two_posts_made_on_either_side_of_a_day(store) -> dict[str, str]:
+    """Post a: an image made just before 2025-11-01 (UTC), a video at its first instant; post b:
+    an image made later that month, a video made in October."""
+    [(a, _), (b, _)] = store.upsert_posts([post("urn:li:activity:1"), post("urn:li:activity:2")])
+    made = {
+        "a_image": (slot(a, "/a/0", position=0), "2025-10-31T23:59:59.999999+00:00"),
+        "a_video": (replace(slot(a, "/a/1", position=1), media_type="video"), "2025-11-01T00:00:00.000000+00:00"),
+        "b_image": (slot(b, "/b/0", position=0), "2025-11-20T08:00:00.000000+00:00"),
+        "b_video": (replace(slot(b, "/b/1", position=1), media_type="video"), "2025-10-02T08:00:00.000000+00:00"),
+    }  # fmt: skip
+    ids = [m.media_id for m in store.upsert_media([row for row, _ in made.values()])]
+    for media_id, (_, created_at) in zip(ids, made.values(), strict=True):
+        store.update_media(media_id, {"created_at": created_at})
+    return dict(zip(made, ids, strict=True))
+
+
+def in_key_order(store, *media_ids: str) -> list[str]:
+    return [r["media_id"] for r in sorted((store.get_media(m) for m in media_ids), key=media_order)]
+
+
+def test_list_filters_by_media_type(store):
+    ids = two_posts_made_on_either_side_of_a_day(store)
+    assert listed(store, media_type="video") == in_key_order(store, ids["a_video"], ids["b_video"])
+    assert listed(store, media_type="image") == in_key_order(store, ids["a_image"], ids["b_image"])
+    assert listed(store, media_type="document") == []
+
+
+def test_list_since_a_day_keeps_rows_made_from_its_first_utc_instant(store):
+    ids = two_posts_made_on_either_side_of_a_day(store)
+    assert listed(store, since="2025-11-01") == in_key_order(store, ids["a_video"], ids["b_image"])
+    assert listed(store, since="2025-11-21") == []
+    assert len(listed(store, since="2025-10-01")) == 4
+
+
+@pytest.mark.parametrize("store_kind", ["postgres"])
+def test_since_is_the_utc_day_whatever_the_sessions_time_zone(store, store_url):
+    ids = two_posts_made_on_either_side_of_a_day(store)
+    auckland_url = f"{store_url}?options=-c%20TimeZone%3DPacific/Auckland"  # UTC+13 in November
+    with closing(PostgresStore(auckland_url)) as auckland:
+        assert listed(auckland, since="2025-11-01") == in_key_order(store, ids["a_video"], ids["b_image"])
+
+
+def test_list_filters_combine(store):
+    ids = two_posts_made_on_either_side_of_a_day(store)
+    a_post = store.get_media(ids["a_image"])["post_id"]
+    store.update_media(ids["b_image"], {"download_status": "downloaded"})
+    store.update_media(ids["a_video"], {"ai_analysis_status": "failed"})
+    recent_images = {"media_type": "image", "since": "2025-11-01"}
+    assert listed(store, **recent_images, download_status="downloaded") == [ids["b_image"]]
+    assert listed(store, **recent_images, download_status="pending") == []
+    assert listed(store, post_id=a_post, media_type="video", ai_status="failed", since="2025-11-01") == [
+        ids["a_video"]
+    ]
+    assert listed(store, post_id=a_post, ai_status="not_started") == [ids["a_image"]]
+    chosen = [ids["b_video"], ids["a_image"], ids["a_video"], ids["b_video"]]  # any order, repeats
+    videos = in_key_order(store, ids["a_video"], ids["b_video"])
+    assert listed(store, media_ids=chosen, media_type="video") == videos
+    assert listed(store, media_ids=[]) == [] and store.list_media(media_ids=[], media_type="image") == []
+
+
+def many_slots(store, n_posts: int) -> list[tuple]:
+    """Three slots per post, written out of position order; the third is a video. Their keys."""
+    posts = store.upsert_posts([post(f"urn:li:activity:{i}") for i in range(n_posts)])
+    rows = [
+        slot(post_id, f"/p{i}/{n}", position=n) if n < 2 else replace(slot(post_id, f"/p{i}/2", position=2), media_type="video")
+        for i, (post_id, _) in enumerate(posts) for n in (2, 0, 1)
+    ]  # fmt: skip
+    upserted = store.upsert_media(rows)
+    return [(m.post_id, row.position, m.media_id) for m, row in zip(upserted, rows, strict=True)]
+
+
+def test_a_listing_larger_than_a_page_streams_in_key_order_without_duplicates_or_gaps(store):
+    keys = many_slots(store, PAGE_ROWS)  # 3 pages of rows: 2 of images, 1 of videos, exactly
+    stream = store.iter_media(MediaQuery())
+    assert [media_order(r) for r in stream] == sorted(keys)
+    images = sorted(k for k in keys if k[1] < 2)
+    assert [media_order(r) for r in store.iter_media(MediaQuery(media_type="image"))] == images
+    some = [k[2] for k in keys[::2]]  # 1,500 ids: a page and a half
+    assert [media_order(r) for r in store.iter_media(MediaQuery(media_ids=some))] == sorted(keys[::2])
+
+
+def test_a_listing_reads_each_page_when_it_gets_there(store):
+    keys = many_slots(store, PAGE_ROWS // 2)  # a page and a half
+    stream = store.iter_media(MediaQuery())
+    first = next(stream)
+    last_post = max(keys)[0]
+    [late] = store.upsert_media([slot(last_post, "/written-while-listing", position=9)])
+    rest = list(stream)
+    assert media_order(first) == min(keys) and len(rest) == len(keys)
+    assert rest[-1]["media_id"] == late.media_id  # its key sorts last: read with the last page
 
 
 def test_media_counts_by_status(store):

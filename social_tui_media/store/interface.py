@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Callable
+from abc import abstractmethod
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any, Protocol
@@ -20,6 +21,7 @@ DOWNLOAD_STATUSES = ("pending", "downloaded", "failed")
 AI_STATUSES = ("not_started", "started", "completed", "failed")
 DOWNLOAD_LEASE_SECONDS = 15 * 60
 ANALYSIS_LEASE_SECONDS = 10 * 60
+PAGE_ROWS = 1000  # rows a store reads per page (PostgREST's default db-max-rows: one response's most)
 
 
 class StoreError(Exception):
@@ -128,6 +130,25 @@ class AnalysisClaim:
     dead_workers: tuple[str, ...] | list[str] = ()  # their `started` rows are taken over at once
 
 
+@dataclass(frozen=True)
+class MediaQuery:
+    """Which media rows to list; every filter given must hold (None: any)."""
+
+    post_id: str | None = None
+    download_status: str | None = None
+    ai_status: str | None = None  # a row without one reads as not_started
+    media_type: str | None = None
+    since: str | None = None  # YYYY-MM-DD: rows created on or after that UTC day
+    media_ids: tuple[str, ...] | list[str] | None = None  # only these rows ([]: none)
+
+    def __post_init__(self) -> None:
+        if self.since is not None:
+            try:
+                date.fromisoformat(self.since)
+            except (TypeError, ValueError):
+                raise ValueError(f"since={self.since!r} is not a date like 2025-11-01") from None
+
+
 @dataclass
 class RunCounts:
     posts_processed: int = 0
@@ -152,13 +173,14 @@ class MediaStore(Protocol):
 
     def upsert_media(self, rows: list[MediaSlotRow]) -> list[UpsertedMedia]: ...
 
-    def list_media(
-        self,
-        post_id: str | None = None,
-        download_status: str | None = None,
-        ai_status: str | None = None,
-        media_ids: list[str] | None = None,
-    ) -> list[dict]: ...
+    @abstractmethod
+    def iter_media(self, query: MediaQuery) -> Iterator[dict]:
+        """The rows `query` matches in key order (post_id, position, media_id), read a page
+        (PAGE_ROWS) at a time: never more than one page in memory, whatever the total."""
+
+    def list_media(self, **filters) -> list[dict]:
+        """`iter_media` as a list, the filters as MediaQuery's fields; for results known to be small."""
+        return list(self.iter_media(MediaQuery(**filters)))
 
     def get_media(self, media_id: str) -> dict | None: ...
 
@@ -215,12 +237,19 @@ def requeue_for_download(store: MediaStore, media_ids: list[str], forget_path: b
         store.update_media(media_id, fields)
 
 
-def media_filters(
-    post_id: str | None, download_status: str | None, ai_status: str | None
-) -> list[tuple[str, str]]:
-    """The `column = value` conditions of a `list_media` call, for every back end."""
-    pairs = (("post_id", post_id), ("download_status", download_status), ("ai_analysis_status", ai_status))
-    return [(column, value) for column, value in pairs if value is not None]
+def media_pages(read_page: Callable[[tuple | None], list[dict]]) -> Iterator[dict]:
+    """Rows in key order, one page in memory at a time: `read_page(after)` returns up to
+    PAGE_ROWS rows whose key (`media_order`) comes after `after` (None: from the start).
+
+    Each page is its own read, after the last key seen: a row's key never changes, so no row
+    is listed twice or skipped, and a writer between pages waits for nothing."""
+    after = None
+    while True:
+        page = read_page(after)
+        yield from page
+        if len(page) < PAGE_ROWS:
+            return
+        after = media_order(page[-1])
 
 
 # Query parameters that sign a URL rather than name the media (DESIGN.md, "Post JSON"): dropped
@@ -290,7 +319,7 @@ def analysis_claim_order(row: dict) -> tuple:
 
 
 def media_order(row: dict) -> tuple:
-    """The order `list_media` returns rows in: by post, then the post's own order."""
+    """The key `iter_media` lists rows in: by post, then the post's own order."""
     return (row["post_id"], row["position"], row["media_id"])
 
 

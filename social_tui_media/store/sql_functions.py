@@ -17,24 +17,28 @@ from typing import Any
 from social_tui_media.ids import PREFIX_POST, PREFIX_RUN, generate_aws_id
 from social_tui_media.store.interface import (
     ANALYSIS_LEASE_SECONDS,
+    PAGE_ROWS,
     AnalysisClaim,
     AnalysisOutcome,
     DownloadClaim,
     DownloadOutcome,
+    MediaQuery,
     MediaSlotRow,
+    MediaStore,
     PostRecord,
     RunCounts,
     UpsertedMedia,
     analysis_claim_order,
     day_start_ms,
     download_claim_order,
+    media_pages,
     post_payloads,
     system_info,
     upserted_in_input_order,
 )
 
-PAGE_ROWS = 1000  # PostgREST's default db-max-rows: the most rows one response may hold
 WRITE_ROWS = 1000  # rows per bulk write, so each call's result also fits one response
+AFTER_KEY_PARAMS = ("p_after_post_id", "p_after_position", "p_after_media_id")  # media_list's page key
 
 
 def chunks(items: list, size: int = WRITE_ROWS) -> Iterator[list]:
@@ -42,7 +46,7 @@ def chunks(items: list, size: int = WRITE_ROWS) -> Iterator[list]:
         yield items[start : start + size]
 
 
-class SqlFunctionStore(ABC):
+class SqlFunctionStore(MediaStore, ABC):
     """MediaStore over the SQL functions; subclasses are transports."""
 
     @abstractmethod
@@ -92,33 +96,19 @@ class SqlFunctionStore(ABC):
             result += self._call("media_upsert_slots", {"p_rows": [asdict(r) for r in chunk]})
         return upserted_in_input_order(rows, result)
 
-    def list_media(
-        self,
-        post_id: str | None = None,
-        download_status: str | None = None,
-        ai_status: str | None = None,
-        media_ids: list[str] | None = None,
-    ) -> list[dict]:
-        if media_ids is not None and not media_ids:
-            return []
+    def iter_media(self, query: MediaQuery) -> Iterator[dict]:
         params = {
-            "p_post_id": post_id, "p_download_status": download_status, "p_ai_status": ai_status,
-            "p_media_ids": None if media_ids is None else list(dict.fromkeys(media_ids)),
+            "p_post_id": query.post_id, "p_download_status": query.download_status,
+            "p_ai_status": query.ai_status, "p_media_type": query.media_type, "p_since": query.since,
+            "p_media_ids": None if query.media_ids is None else list(dict.fromkeys(query.media_ids)),
             "p_limit": PAGE_ROWS,
         }  # fmt: skip
-        rows: list[dict] = []
-        while True:
-            if rows:
-                last = rows[-1]
-                params.update(
-                    p_after_post_id=last["post_id"],
-                    p_after_position=last["position"],
-                    p_after_media_id=last["media_id"],
-                )
-            page = self._call("media_list", params)
-            rows += page
-            if len(page) < PAGE_ROWS:
-                return rows
+
+        def read_page(after: tuple | None) -> list[dict]:
+            after_key = {} if after is None else dict(zip(AFTER_KEY_PARAMS, after, strict=True))
+            return self._call("media_list", {**params, **after_key})
+
+        return media_pages(read_page)
 
     def get_media(self, media_id: str) -> dict | None:
         rows = self._call("media_list", {"p_media_ids": [media_id], "p_limit": 1})

@@ -15,11 +15,14 @@ from pathlib import Path
 from social_tui_media.ids import PREFIX_POST, PREFIX_RUN, generate_aws_id
 from social_tui_media.store.interface import (
     ANALYSIS_LEASE_SECONDS,
+    PAGE_ROWS,
     AnalysisClaim,
     AnalysisOutcome,
     DownloadClaim,
     DownloadOutcome,
+    MediaQuery,
     MediaSlotRow,
+    MediaStore,
     PostRecord,
     RunCounts,
     StoreError,
@@ -27,8 +30,7 @@ from social_tui_media.store.interface import (
     UpsertedMedia,
     day_start_ms,
     download_claim_order,
-    media_filters,
-    media_order,
+    media_pages,
     system_info,
 )
 from social_tui_media.store.rows import normalize_row, parse_log, to_iso, utc_now
@@ -72,7 +74,22 @@ def _chunks(items: list, size: int = CHUNK) -> Iterator[list]:
         yield items[start : start + size]
 
 
-class SQLiteStore:
+def _media_where(query: MediaQuery) -> tuple[list[str], list]:
+    """The conditions and parameters of a MediaQuery (the twin of media_list's in the migrations)."""
+    media_ids = None if query.media_ids is None else json.dumps(list(query.media_ids))
+    filters = [
+        ("post_id = ?", query.post_id),
+        ("download_status = ?", query.download_status),
+        (f"{_COLUMN_READ['ai_analysis_status']} = ?", query.ai_status),
+        ("media_type = ?", query.media_type),
+        ("created_at >= ?", query.since),  # ISO-8601 UTC text: text order is time order
+        ("media_id IN (SELECT value FROM json_each(?))", media_ids),  # one parameter, any length
+    ]
+    where = [condition for condition, value in filters if value is not None]
+    return where or ["1"], [value for _, value in filters if value is not None]
+
+
+class SQLiteStore(MediaStore):
     """MediaStore on one SQLite file. Safe to share between threads (one lock, one connection)."""
 
     def __init__(self, path: str | Path):
@@ -242,26 +259,20 @@ class SQLiteStore:
                 )
         return out
 
-    def list_media(
-        self,
-        post_id: str | None = None,
-        download_status: str | None = None,
-        ai_status: str | None = None,
-        media_ids: list[str] | None = None,
-    ) -> list[dict]:
-        conditions = media_filters(post_id, download_status, ai_status)
-        where = [f"{_COLUMN_READ.get(column, column)} = ?" for column, _ in conditions]
-        params: list = [value for _, value in conditions]
-        if media_ids is not None:
-            if not media_ids:
-                return []
-            rows: list[dict] = []
-            for chunk in _chunks(media_ids):
-                clause = " AND ".join(where + [f"media_id IN ({','.join('?' * len(chunk))})"])
-                rows += self._rows(f"SELECT * FROM post_media WHERE {clause}", params + chunk)
-            return sorted(rows, key=media_order)
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
-        return self._rows(f"SELECT * FROM post_media {clause} ORDER BY post_id, position, media_id", params)
+    def iter_media(self, query: MediaQuery) -> Iterator[dict]:
+        # A page per statement, after the last key: a cursor left open between pages would hold
+        # this shared connection's read while the caller writes through it (undefined in SQLite).
+        where, params = _media_where(query)
+
+        def read_page(after: tuple | None) -> list[dict]:
+            conditions = [*where, "(post_id, position, media_id) > (?, ?, ?)"] if after else where
+            return self._rows(
+                f"SELECT * FROM post_media WHERE {' AND '.join(conditions)}"
+                " ORDER BY post_id, position, media_id LIMIT ?",
+                [*params, *(after or ()), PAGE_ROWS],
+            )
+
+        return media_pages(read_page)
 
     def get_media(self, media_id: str) -> dict | None:
         rows = self._rows("SELECT * FROM post_media WHERE media_id = ?", (media_id,))
