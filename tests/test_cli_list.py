@@ -62,6 +62,30 @@ def test_every_format_prints_the_same_rows(store, cli_env, samples_dir, tmp_path
     assert list_media(cli_env, tmp_path, "--since", "2999-01-01").stdout == ""
 
 
+def test_type_and_day_filters_print_only_the_rows_that_match(store, cli_env, samples_dir, tmp_path):
+    ids = import_path(store, scrape(samples_dir, 1)).media_ids
+    rows = store.list_media(media_ids=ids)
+    images = [r["media_id"] for r in rows if r["media_type"] == "image"]
+    assert len(images) >= 2 and len(images) < len(rows)  # the sample has other kinds too
+    store.update_media(images[0], {"created_at": "2025-10-31T23:59:59.999999+00:00"})  # the day before
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    filters = ("--media-type", "image", "--since", "2025-11-01")
+    result = list_media(cli_env, elsewhere, *filters, "--format", "jsonl")
+    assert result.returncode == 0, result.stderr
+    printed = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["media_id"] for r in printed] == images[1:]  # in the store's key order
+    assert {r["media_type"] for r in printed} == {"image"}
+    assert all(r["created_at"] >= "2025-11-01" for r in printed)
+
+
+def test_a_table_is_titled_with_the_count_of_its_rows(store, cli_env, samples_dir, tmp_path):
+    ids = import_path(store, scrape(samples_dir, 1)).media_ids
+    result = list_media(cli_env, tmp_path, "--format", "table")
+    assert result.returncode == 0 and result.stdout.splitlines()[0].strip() == f"{len(ids)} media"
+    assert list_media(cli_env, tmp_path, "--since", "2999-01-01", "--json").stdout == "[]\n"
+
+
 def test_import_of_nothing_says_so_in_one_line(cli_env, tmp_path):
     def import_(path) -> subprocess.CompletedProcess:
         return subprocess.run(

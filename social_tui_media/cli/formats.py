@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from rich.console import Console
@@ -28,23 +28,30 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def print_rows(rows: Iterable[dict], columns: list[str], fmt: str | None, title: str = "") -> int:
-    """Print rows on stdout; `columns` choose the fields of table, csv and tsv (json and jsonl
-    print whole rows). Returns how many rows were printed."""
+def print_rows(
+    rows: Iterable[dict], columns: list[str], fmt: str | None, title: str | Callable[[int], str] = ""
+) -> int:
+    """Print rows on stdout as they come, one at a time (only a table, for a terminal, holds
+    them all); `columns` choose the fields of table, csv and tsv (json and jsonl print whole
+    rows); `title` heads the table, or makes its title from the row count. Returns the count."""
     fmt = fmt or default_format()
     out = sys.stdout
     count = 0
-    if fmt == "json":
-        rows = list(rows)
-        out.write(json.dumps(rows, indent=2, ensure_ascii=False, default=str) + "\n")
-        return len(rows)
+    if fmt == "json":  # a JSON array, one row per line
+        for row in rows:
+            out.write(("[\n" if count == 0 else ",\n") + json.dumps(row, ensure_ascii=False, default=str))
+            count += 1
+        out.write("\n]\n" if count else "[]\n")
+        return count
     if fmt == "table":
-        table = Table(title=escape(title) if title else None, title_justify="left", header_style="bold")
+        table = Table(title_justify="left", header_style="bold")
         for column in columns:
             table.add_column(column, overflow="ellipsis", no_wrap=column.endswith("_id"))
         for row in rows:
             table.add_row(*(escape(_cell(row.get(c))) for c in columns))
             count += 1
+        text = title(count) if callable(title) else title
+        table.title = escape(text) if text else None
         Console(highlight=False, emoji=False).print(table)
         return count
     writer = csv.writer(out, delimiter="\t" if fmt == "tsv" else ",", lineterminator="\n")

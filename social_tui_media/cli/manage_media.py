@@ -14,7 +14,7 @@ from social_tui_media.logs import configure_logging
 from social_tui_media.media.cache import MediaCache
 from social_tui_media.settings import Settings, load_settings
 from social_tui_media.store import open_store
-from social_tui_media.store.interface import AI_STATUSES, DOWNLOAD_STATUSES, MediaStore
+from social_tui_media.store.interface import AI_STATUSES, DOWNLOAD_STATUSES, MediaQuery, MediaStore
 
 if TYPE_CHECKING:  # the downloader (requests) loads only for commands that download
     pass
@@ -66,12 +66,12 @@ def cmd_list(args, settings: Settings, store: MediaStore) -> int:
             download_status = args.status
         else:
             ai_status = args.status
-    rows = store.list_media(post_id=args.post_id, download_status=download_status, ai_status=ai_status)
-    if args.media_type:
-        rows = [r for r in rows if r["media_type"] == args.media_type]
-    if args.since:
-        rows = [r for r in rows if (r.get("created_at") or "") >= args.since]
-    print_rows(rows, LIST_COLUMNS, "json" if args.json else args.format, title=f"{len(rows)} media")
+    query = MediaQuery(
+        post_id=args.post_id, download_status=download_status, ai_status=ai_status,
+        media_type=args.media_type, since=args.since,
+    )  # fmt: skip
+    rows = store.iter_media(query)  # streamed: a page at a time, whatever the total
+    print_rows(rows, LIST_COLUMNS, "json" if args.json else args.format, title=lambda count: f"{count} media")
     return EXIT_OK
 
 
