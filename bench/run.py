@@ -30,7 +30,7 @@ if str(_ROOT) not in sys.path:
 from bench import common  # noqa: E402
 from bench.common import ROOT, BenchError, Context, Row, Workspace, log, not_measured, wait_for_quiet, warm_up  # noqa: E402
 
-SCENARIOS = ("download", "reimport", "memory", "verify", "archive", "posts", "analysis")
+SCENARIOS = ("download", "reimport", "memory", "verify", "archive", "posts", "analysis", "list")
 TARGETS = {
     "download": "1a. download 1,000 media vs `aria2c -j 5` / 1b. vs sequential loop",
     "reimport": "2. re-import with re-signed URLs",
@@ -39,11 +39,12 @@ TARGETS = {
     "archive": "5. archive 500 files / 1 GB to S3 vs `aws s3 cp --recursive`",
     "posts": "6. import 5,000 posts `--no-media`",
     "analysis": "7. analysis of 200 images vs worker count",
+    "list": "8. `list --download-status pending` of 130,000 media rows (json, jsonl)",
 }
 
 
 def run_scenarios(ctx: Context, only: set[str]) -> list[Row]:
-    from bench import analysis, archive, download, posts, verify
+    from bench import analysis, archive, download, list_scale, posts, verify
 
     plan: list[tuple[str, object]] = []
     if only & {"download", "reimport"}:
@@ -54,6 +55,7 @@ def run_scenarios(ctx: Context, only: set[str]) -> list[Row]:
         ("archive", lambda: archive.run(ctx)),
         ("posts", lambda: posts.run(ctx)),
         ("analysis", lambda: analysis.run(ctx)),
+        ("list", lambda: list_scale.run(ctx)),
     ]
     rows: list[Row] = []
     for name, scenario in plan:
