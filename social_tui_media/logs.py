@@ -26,6 +26,7 @@ _URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@", re.IG
 _API_KEY = re.compile(r"\bsk-[A-Za-z0-9_-]{8,}")
 _CONTEXT_KEYS = ("media_id", "post_id", "md5_sum", "url", "worker", "event")
 _HANDLER_NAME = "social-tui-media-jsonl"
+_TERMINAL_HANDLER_NAME = "social-tui-media-stderr"
 
 
 def scrub(text: str) -> str:
@@ -56,6 +57,20 @@ class JsonLinesFormatter(logging.Formatter):
         if record.exc_info:
             entry["error"] = scrub(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False)
+
+
+class TerminalFormatter(logging.Formatter):
+    """`-v` on stderr: time, level, logger and the scrubbed message with its item ids."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        context = " ".join(
+            f"{key}={scrub(str(getattr(record, key)))}"
+            for key in _CONTEXT_KEYS
+            if getattr(record, key, None) is not None
+        )
+        when = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        line = f"{when} {record.levelname.lower():7} {record.name}: {scrub(record.getMessage())}"
+        return f"{line}  [{context}]" if context else line
 
 
 _SECRET_NAME = re.compile(r"(?i)api[_-]?key|secret|password|passwd|token|authorization|cookie|dsn")
@@ -101,18 +116,30 @@ def configure_sentry(dsn: str, run_id: str) -> None:
 
 
 def configure_logging(
-    log_file: Path, run_id: str | None = None, level: int = logging.INFO, sentry_dsn: str | None = None
+    log_file: Path,
+    run_id: str | None = None,
+    level: int = logging.INFO,
+    sentry_dsn: str | None = None,
+    stderr_level: int | None = None,
 ) -> str:
     """Send this process's log records to the JSON-lines file (and errors to Sentry when a
-    DSN is set); returns the run's correlation id."""
+    DSN is set; to stderr from `stderr_level` when given); returns the run's correlation id."""
     run_id = run_id or generate_aws_id(PREFIX_RUN)
     if sentry_dsn:
         configure_sentry(sentry_dsn, run_id)
     root = logging.getLogger()
     for handler in list(root.handlers):
-        if handler.get_name() == _HANDLER_NAME:
+        if handler.get_name() in (_HANDLER_NAME, _TERMINAL_HANDLER_NAME):
             root.removeHandler(handler)
             handler.close()
+    if stderr_level is not None:
+        terminal = logging.StreamHandler()
+        terminal.set_name(_TERMINAL_HANDLER_NAME)
+        terminal.setLevel(stderr_level)
+        terminal.setFormatter(TerminalFormatter())
+        root.addHandler(terminal)
+    lowest = min(level, stderr_level or level)
+    root.setLevel(min(root.level, lowest) if root.level else lowest)
     try:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(log_file, encoding="utf-8")
@@ -120,9 +147,9 @@ def configure_logging(
     except OSError:
         return run_id  # a log we cannot write must not stop the job
     handler.set_name(_HANDLER_NAME)
+    handler.setLevel(level)
     handler.setFormatter(JsonLinesFormatter(run_id))
     root.addHandler(handler)
-    root.setLevel(min(root.level or level, level) if root.level else level)
     for noisy in ("urllib3", "botocore", "boto3", "s3transfer", "httpx", "httpcore", "openai", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return run_id

@@ -74,6 +74,21 @@ class Settings:
             return "supabase-rest"
         return f"sqlite:///{_under(self.home, DEFAULT_SQLITE_PATH)}"
 
+    @property
+    def database_label(self) -> str:
+        """The database in use as a person may see it: no password, no key, no query string."""
+        url = self.store_url
+        if url == "supabase-rest":
+            return f"{self.supabase_url} (Supabase REST)"
+        if url.startswith("sqlite:///"):
+            return url
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host
+        user = f"{parts.username}@" if parts.username else ""
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{user}{host}{port}{parts.path}"
+
 
 def _positive(name: str, raw: str, kind: type) -> int | float:
     noun = "a whole number" if kind is int else "a number of seconds"

@@ -115,7 +115,7 @@ def test_an_import_has_one_run_id_in_its_summary_its_row_and_its_log(
         env=cli_env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    [printed] = re.findall(r"│ run\s+│ (run-[0-9a-z]+)", result.stderr)
+    [printed] = re.findall(r"^run_id\t(run-[0-9a-z]+)$", result.stdout, re.MULTILINE)
     logged = {json.loads(line)["run_id"] for line in open(cli_env["MEDIA_LOG_FILE"])}
     with sqlite3.connect(cli_env["DATABASE_URL"][len("sqlite:///") :]) as conn:
         recorded = [r[0] for r in conn.execute("SELECT run_id FROM download_runs")]

@@ -167,8 +167,8 @@ def test_missing_api_key_exits_2_with_one_line(store, ai, ai_env, served, tmp_pa
 
 def test_dry_run_sends_nothing(store, ai, ai_env, served, vision, tmp_path):
     cached_images(store, ai, served, tmp_path, [(100, 100), (101, 101)])
-    result = manage(ai_env, "analyze", "--status", "not_started", "--dry-run", cwd=tmp_path)
-    assert result.returncode == 0 and "would analyse 2 media" in result.stderr
+    result = manage(ai_env, "analyze", "--status", "not_started", "--dry-run", "--json", cwd=tmp_path)
+    assert result.returncode == 0 and json.loads(result.stdout)["would_analyse"] == 2
     assert vision.calls == [] and {r["ai_analysis_status"] for r in store.list_media()} == {"not_started"}
 
 

@@ -143,11 +143,10 @@ def test_dry_run_lists_files_and_total_bytes_and_sends_nothing(
     store, s3_settings, s3_env, samples_dir, served, s3, bucket, tmp_path
 ):
     downloaded(store, s3_settings, samples_dir)
-    result = manage(s3_env, "archive", "--all", "--dry-run", cwd=tmp_path)
+    result = manage(s3_env, "archive", "--all", "--dry-run", "--json", cwd=tmp_path)
     total = sum(p.stat().st_size for p in MediaCache(s3_settings.cache_dir).cached_files())
-    assert result.returncode == 0 and f"would upload 12 files ({total:,} bytes)" in " ".join(
-        result.stderr.split()
-    )
+    summary = json.loads(result.stdout)
+    assert result.returncode == 0 and (summary["files_to_upload"], summary["bytes_to_upload"]) == (12, total)
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
 
 

@@ -368,6 +368,7 @@ def test_verify_cache_finds_corruption_and_repair_refetches(
     assert repaired.returncode == 0, repaired.stderr
     after = json.loads(repaired.stdout)
     assert after["corrupt"] == [] and after["missing"] == [] and after["rows_checked"] == 13
+    assert (after["restored"], after["restore_failed"]) == (2, 0)  # it says what it brought back
     assert calculate_md5(victim) == victim.stem
 
 
@@ -493,7 +494,7 @@ def test_cli_import_downloads_while_importing_and_reimport_makes_no_request(
     )
     assert second.returncode == 0, second.stderr
     assert served.requests == [] and len(store.list_media()) == 13
-    assert "media reused (no request) │ 13" in second.stderr
+    assert "reused\t13" in second.stdout.splitlines()  # off a terminal: one tab-separated line each
 
 
 def test_feed_downloads_ids_added_while_the_run_is_going(store, settings, served, tmp_path):

@@ -154,7 +154,7 @@ def test_cli_import_bad_input_exit_1_one_line_each_no_traceback(cli_env, tmp_pat
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
-    assert len(warnings) == 14
+    assert len(warnings) == 15 and warnings[-1].startswith("warning: 14 items were skipped or cleaned")
     assert any("truncated.json" in w for w in warnings)
 
 
@@ -186,7 +186,8 @@ def test_cli_list_json_is_one_document_on_stdout(cli_env, tmp_path):
     stats = json.loads(
         run_cli(cli_env, str(ROOT / "manage_media.py"), "stats", "--json", cwd=tmp_path).stdout
     )
-    assert stats["media_total"] == 13 and stats["by_download_status"] == {"pending": 13}
+    assert stats["media_total"] == 13
+    assert stats["by_download_status"] == {"pending": 13, "downloaded": 0, "failed": 0}
     assert {"by_ai_status", "cache_files", "cache_bytes"} <= set(stats)
 
 
@@ -411,20 +412,23 @@ def test_cli_import_prints_markup_characters_in_data_as_text(cli_env, tmp_path):
     (directory / "[red]b.json").write_text("")
     path = f"{directory}/x].json"  # the file a[/x].json: '[/x]' is a closing tag to rich
     wide = {**cli_env, "COLUMNS": "400"}  # no wrapping: each line whole
-    result = run_cli(wide, str(ROOT / "manage_data.py"), "import", path, "--no-media", cwd=tmp_path)
+    table = ("--format", "table")
+    result = run_cli(wide, str(ROOT / "manage_data.py"), "import", path, "--no-media", *table, cwd=tmp_path)
     assert result.returncode == 1, result.stderr  # one item skipped
     assert "Traceback" not in result.stderr and "MarkupError" not in result.stderr
     assert (
         "warning: x].json post urn:li:activity:[/x]1: media.url: media URL scheme 'file' is not http or"
         " https; skipped"
     ) in result.stderr.splitlines()
-    assert path in _unwrapped(result.stderr)  # the table's title, wrapped to its width
-    assert re.search(r"│ posts imported +│ 1 ", result.stderr)
-    whole = run_cli(wide, str(ROOT / "manage_data.py"), "import", str(directory), "--no-media", cwd=tmp_path)
+    assert path in _unwrapped(result.stdout)  # the summary's source line
+    assert re.search(r"│ posts imported +│ 1 ", result.stdout)
+    whole = run_cli(
+        wide, str(ROOT / "manage_data.py"), "import", str(directory), "--no-media", *table, cwd=tmp_path
+    )
     assert whole.returncode == 1, whole.stderr
     assert "warning: [red]b.json: file is empty; skipped" in whole.stderr.splitlines()
-    assert str(directory) in _unwrapped(whole.stderr)
-    assert re.search(r"│ skipped items +│ 2 ", whole.stderr)
+    assert str(directory) in _unwrapped(whole.stdout)
+    assert re.search(r"│ skipped items +│ 2 ", whole.stdout)
 
 
 def test_cli_download_failures_with_markup_characters_keep_the_summary(cli_env, store, served, tmp_path):
@@ -433,12 +437,14 @@ def test_cli_download_failures_with_markup_characters_keep_the_summary(cli_env, 
     store.upsert_media(
         [MediaSlotRow(generate_aws_id(PREFIX_MEDIA), post_id, "image", url, url, "image", 0, None)]
     )
-    result = run_cli(cli_env, str(ROOT / "manage_media.py"), "download-all", "--retry-failed", cwd=tmp_path)
+    result = run_cli(
+        cli_env, str(ROOT / "manage_media.py"), "download-all", "--retry-failed", "--format", "table", cwd=tmp_path
+    )
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     failure, what_next = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert url in failure and "then run `python manage_media.py download-all`" in what_next
-    assert re.search(r"│ failed +│ 1 ", result.stderr)
+    assert re.search(r"│ failed +│ 1 ", result.stdout)
 
 
 def test_cli_url_of_an_unknown_id_with_markup_characters_is_one_error_line(cli_env, tmp_path):

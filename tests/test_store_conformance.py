@@ -552,3 +552,16 @@ def test_the_sqlite_database_and_its_journal_are_private(tmp_path):
         assert (tmp_path / "db.sqlite-wal").exists()
     finally:
         store.close()
+
+
+def test_download_backlog_counts_what_the_next_run_would_claim(store):
+    post_id, ids = seeded(store, 4)
+    store.claim_downloads(DownloadClaim("w1", 4))
+    fail = lambda media_id, permanent: DownloadOutcome(  # noqa: E731
+        media_id, "failed", make_event("media_download_failed", "failed"), download_permanent=permanent
+    )
+    store.finish_downloads("w1", [downloaded(ids[0]), fail(ids[1], True), fail(ids[2], False)])
+    store.release_downloads("w1")
+    assert store.download_backlog() == 2  # the transient failure and the never-tried slot
+    assert store.download_backlog(retry_failed=True) == 3
+    assert len(store.claim_downloads(DownloadClaim("w2", 10))) == store.download_backlog()

@@ -3,10 +3,12 @@ row (tsv, the default off a terminal, so `| grep` and `| cut` work), csv, json o
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
@@ -14,6 +16,16 @@ from rich.markup import escape
 from rich.table import Table
 
 FORMATS = ("table", "json", "jsonl", "csv", "tsv")
+
+
+def add_format_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=FORMATS, help="table on a terminal, else tsv (one line per row)")
+    parser.add_argument("--json", action="store_true", help="the same as --format json")
+
+
+def output_format(args: argparse.Namespace) -> str | None:
+    """The format asked for (`--json` is `--format json`); None when none was."""
+    return "json" if getattr(args, "json", False) else getattr(args, "format", None)
 
 
 def default_format() -> str:
@@ -68,3 +80,79 @@ def print_rows(
             writer.writerow([_cell(row.get(c)) for c in columns])
         count += 1
     return count
+
+
+@dataclass
+class Summary:
+    """What a command did, as (key, label, value) lines: a two-column table for people, or
+    the same keys in the same order as JSON, jsonl, csv or tsv for scripts. A line's `shown`
+    stands in for its value in the table (a count for a list of rows)."""
+
+    command: str
+    lines: list[tuple[str, str, Any, Any]] = field(default_factory=list)
+
+    def add(self, key: str, label: str, value: Any, shown: Any = None) -> Summary:
+        self.lines.append((key, label, value, value if shown is None else shown))
+        return self
+
+    def add_fields(self, source: Any, labels: dict[str, str]) -> Summary:
+        """A line for each key of `labels`: the report's attribute (or the mapping's item) of that name."""
+        for key, label in labels.items():
+            self.add(key, label, source[key] if isinstance(source, Mapping) else getattr(source, key))
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"command": self.command} | {key: for_people(value) for key, _, value, _ in self.lines}
+
+
+def for_people(value: Any) -> Any:
+    """JSON numbers as a person reads them: floats to 4 decimals (no 0.011216999999999994)."""
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, dict):
+        return {k: for_people(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [for_people(v) for v in value]
+    return value
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return {True: "yes", False: "no", None: "none"}[value]
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.4f}"
+    if isinstance(value, list | tuple):
+        return ", ".join(map(str, value)) or "none"
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {_shown(count)}" for key, count in value.items())
+    return str(value)
+
+
+def print_summary(summary: Summary, fmt: str | None, quiet: bool = False) -> None:
+    """Print a summary on stdout in `fmt` (default: table on a terminal, else tsv); `quiet`
+    prints nothing unless a format was asked for."""
+    if quiet and fmt is None:
+        return
+    fmt = fmt or default_format()
+    document = summary.as_dict()
+    if fmt in ("json", "jsonl"):
+        sys.stdout.write(
+            json.dumps(document, indent=2 if fmt == "json" else None, ensure_ascii=False, default=str) + "\n"
+        )
+    elif fmt == "table":
+        table = Table(
+            title=escape(summary.command), title_justify="left", header_style="bold", show_header=False
+        )
+        table.add_column("", ratio=2)
+        table.add_column("", ratio=3, overflow="fold")
+        for _, label, _, shown in summary.lines:
+            table.add_row(escape(label), escape(_shown(shown)))
+        Console(highlight=False, emoji=False).print(table)
+    else:
+        writer = csv.writer(sys.stdout, delimiter="\t" if fmt == "tsv" else ",", lineterminator="\n")
+        if fmt == "csv":
+            writer.writerow(["key", "value"])
+        writer.writerows([key, _cell(for_people(value))] for key, value in document.items())
+    sys.stdout.flush()

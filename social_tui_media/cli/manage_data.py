@@ -6,29 +6,43 @@ import argparse
 from pathlib import Path
 
 from social_tui_media import __version__
+from social_tui_media.cli.formats import add_format_options, output_format, print_summary
 from social_tui_media.cli.output import (
     EXIT_ITEMS_FAILED,
     EXIT_OK,
     UsageError,
+    add_verbosity_options,
+    apply_verbosity,
     positive_int,
     progress_bar,
     run_command,
-    show,
-    table,
     warn,
 )
-from social_tui_media.cli.runs import evict_if_needed, warn_download_failures
+from social_tui_media.cli.runs import add_download_lines, evict_if_needed, run_summary, warn_download_failures
 from social_tui_media.jobs.import_posts import import_path, import_with_downloads
 from social_tui_media.logs import configure_logging
 from social_tui_media.settings import load_settings
 from social_tui_media.store import open_store
 
+IMPORT_LABELS = {
+    "files": "files",
+    "posts_processed": "posts imported",
+    "posts_new": "new posts",
+    "posts_updated": "updated posts",
+    "media_total": "media slots",
+    "media_new": "new media slots",
+    "skipped": "skipped items",
+}
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="manage_data.py", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_verbosity_options(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     imp = sub.add_parser("import", help="import every *.json in DIR, then download its media")
+    add_verbosity_options(imp, on_subcommand=True)
+    add_format_options(imp)
     imp.add_argument("directory", metavar="DIR", help="directory of scraped post JSON files (or one file)")
     imp.add_argument("--no-media", action="store_true", help="store media rows but download nothing")
     imp.add_argument("--workers", type=positive_int, help="parallel downloads (default MEDIA_MAX_CONCURRENT)")
@@ -39,8 +53,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     directory = Path(args.directory)
     if not directory.exists():
         raise UsageError(f"{directory} does not exist: pass a directory of scraped post JSON files")
+    stderr_level = apply_verbosity(args)
     settings = load_settings()
-    run_id = configure_logging(settings.log_file, sentry_dsn=settings.sentry_dsn)  # one id: log, row, summary
+    run_id = configure_logging(  # one id: log, download_runs row, summary
+        settings.log_file, sentry_dsn=settings.sentry_dsn, stderr_level=stderr_level
+    )
     store = open_store(settings)
     try:
         if args.no_media:
@@ -53,28 +70,20 @@ def cmd_import(args: argparse.Namespace) -> int:
             warn_download_failures(downloads)
         for problem in report.problems:
             warn(problem)
-        rows = [
-            ["run", report.run_id],
-            ["source", str(directory)],
-            ["files", report.files],
-            ["posts imported", report.posts_processed],
-            ["new posts", report.posts_new],
-            ["updated posts", report.posts_updated],
-            ["media slots", report.media_total],
-            ["new media slots", report.media_new],
-            ["skipped items", report.skipped],
-        ]
+        summary = run_summary("import", settings, report.run_id or run_id)
+        summary.add("source", "source", str(directory))
+        summary.add_fields(report, IMPORT_LABELS)
         failed = 0
         if downloads is not None:
-            rows += [
-                ["media downloaded", downloads.fetched],
-                ["media reused (no request)", downloads.reused + len(report.media_ids) - downloads.attempted],
-                ["media failed", downloads.failed],
-                ["bytes fetched", f"{downloads.bytes:,}"],
-            ]
+            add_download_lines(summary, downloads, len(report.media_ids) - downloads.attempted)
             failed = downloads.failed
             evict_if_needed(store, settings)
-        show(table("import", ["", "count"], rows))
+        print_summary(summary, output_format(args), args.quiet)
+        if report.skipped:
+            warn(
+                f"{report.skipped} items were skipped or cleaned: each has a line above and in {settings.log_file}",
+                even_quiet=True,
+            )
         return EXIT_ITEMS_FAILED if report.skipped or failed else EXIT_OK
     finally:
         store.close()

@@ -7,35 +7,35 @@ from __future__ import annotations
 
 import argparse
 from datetime import date
-from typing import TYPE_CHECKING
 
-from social_tui_media.jobs.verify import adopt_misplaced, mark_for_refetch, remove_strays, verify_cache
+from social_tui_media import __version__
+from social_tui_media.cli.formats import Summary, add_format_options, output_format, print_rows, print_summary
+from social_tui_media.cli.output import (
+    EXIT_ITEMS_FAILED,
+    EXIT_OK,
+    UsageError,
+    add_verbosity_options,
+    apply_verbosity,
+    console,
+    fail,
+    positive_int,
+    progress_bar,
+    run_command,
+    warn,
+)
+from social_tui_media.cli.runs import (
+    add_download_lines,
+    download_with_progress,
+    evict_if_needed,
+    run_summary,
+    where_summary,
+)
+from social_tui_media.jobs.verify import repair_cache, verify_cache
 from social_tui_media.logs import configure_logging
 from social_tui_media.media.cache import MediaCache
 from social_tui_media.settings import Settings, load_settings
 from social_tui_media.store import open_store
 from social_tui_media.store.interface import AI_STATUSES, DOWNLOAD_STATUSES, MediaQuery, MediaStore
-
-if TYPE_CHECKING:  # the downloader (requests) loads only for commands that download
-    pass
-
-from social_tui_media import __version__
-from social_tui_media.cli.formats import FORMATS, print_rows
-from social_tui_media.cli.output import (
-    EXIT_ITEMS_FAILED,
-    EXIT_OK,
-    UsageError,
-    console,
-    fail,
-    positive_int,
-    print_json,
-    progress_bar,
-    run_command,
-    show,
-    table,
-    warn,
-)
-from social_tui_media.cli.runs import download_with_progress, evict_if_needed
 
 LIST_COLUMNS = [
     "media_id",
@@ -47,6 +47,72 @@ LIST_COLUMNS = [
     "mime_type",
     "md5_sum",
 ]
+
+
+SHOW_FIELDS = [
+    ("media_id", "media"),
+    ("post_id", "post"),
+    ("media_type", "type"),
+    ("mime_type", "MIME type"),
+    ("width", "width"),
+    ("height", "height"),
+    ("file_size", "bytes"),
+    ("md5_sum", "MD5"),
+    ("download_status", "download status"),
+    ("local_file_path", "cached file"),
+    ("archive_url", "archive copy"),
+    ("ai_analysis_status", "analysis status"),
+    ("ai_model", "model"),
+]
+
+
+STATS_LABELS = {
+    "expiring_48h": "uncached, URL expires within 48 h",
+    "archived": "archived",
+    "evicted": "evicted from cache",
+}
+ANALYSIS_TOTAL_LABELS = {
+    "ai_prompt_tokens": "analysis prompt tokens",
+    "ai_completion_tokens": "analysis completion tokens",
+}
+REPAIR_LABELS = {
+    "strays_removed": "stray files removed",
+    "adopted": "misplaced files moved into the layout",
+    "restored": "files restored (archive or re-download)",
+    "restore_failed": "files that could not be restored",
+}
+BACKFILL_LABELS = {
+    "posts_scanned": "posts scanned",
+    "posts_without_media": "posts missing media rows",
+    "media_found": "media found",
+}
+ANALYZE_LABELS = {
+    "completed": "completed",
+    "failed": "failed",
+    "prompt_tokens": "prompt tokens",
+    "completion_tokens": "completion tokens",
+    "cost_usd": "estimated cost (USD)",
+    "lost": "results dropped (lease taken over)",
+    "released": "handed back uncharged (endpoint failed)",
+}
+ARCHIVE_LABELS = {
+    "uploaded": "files uploaded",
+    "reused": "rows reusing an archive copy",
+    "failed": "failed",
+    "bytes": "bytes uploaded",
+}
+VERIFY_LABELS = {
+    "rows_checked": "rows checked",
+    "files_checked": "files re-hashed",
+    "bytes_checked": "bytes re-hashed",
+    "missing": "missing files",
+    "corrupt": "corrupt files",
+    "dangling": "rows pointing nowhere",
+    "moved": "rows whose file moved within the cache",
+    "misplaced": "files outside the cache layout",
+    "outside_cache": "rows pointing outside the cache (never touched)",
+    "stray_files": "stray files (no row points at them)",
+}
 
 
 def iso_date(text: str) -> str:
@@ -75,30 +141,38 @@ def cmd_list(args, settings: Settings, store: MediaStore) -> int:
     return EXIT_OK
 
 
+def cmd_show(args, settings: Settings, store: MediaStore) -> int:
+    row = store.get_media(args.media_id)
+    if row is None:
+        raise UsageError(f"no media with id {args.media_id!r}")
+    analysis = row.get("ai_analysis") or {}  # the store hands it over parsed
+    summary = Summary("media")
+    for key, label in SHOW_FIELDS:
+        summary.add(key, label, row.get(key))
+    summary.add("description", "description", analysis.get("description"))
+    summary.add("tags", "tags", analysis.get("tags") or [])
+    summary.add("text_in_image", "text in the image", analysis.get("text_in_image"))
+    print_summary(summary, output_format(args), args.quiet)
+    return EXIT_OK
+
+
 def cmd_stats(args, settings: Settings, store: MediaStore) -> int:
     counts = store.media_counts()
     files, nbytes = MediaCache(settings.cache_dir).usage() if settings.cache_dir.is_dir() else (0, 0)
-    counts.update(cache_files=files, cache_bytes=nbytes, cache_limit=settings.cache_limit)
-    if args.json:
-        print_json(counts)
-        return EXIT_OK
-    rows = [
-        ["posts", counts["posts_total"]],
-        ["media", counts["media_total"]],
-        *[[f"download: {k}", v] for k, v in sorted(counts["by_download_status"].items())],
-        *[[f"analysis: {k}", v] for k, v in sorted(counts["by_ai_status"].items())],
-        ["uncached, URL expires within 48 h", counts["expiring_48h"]],
-        ["archived", counts["archived"]],
-        ["evicted from cache", counts["evicted"]],
-        ["cache files", counts["cache_files"]],
-        ["cache bytes", f"{nbytes:,} of {settings.cache_limit:,}"],
-        [
-            "analysis tokens (prompt/completion)",
-            f"{counts['ai_prompt_tokens']:,} / {counts['ai_completion_tokens']:,}",
-        ],
-        ["analysis cost (estimated USD)", f"{counts['ai_cost_usd']:.4f}"],
-    ]
-    show(table("media stats", ["", "value"], rows))
+    by_download = {status: counts["by_download_status"].get(status, 0) for status in DOWNLOAD_STATUSES}
+    by_ai = {status: counts["by_ai_status"].get(status, 0) for status in AI_STATUSES}
+    summary = where_summary("stats", settings)
+    summary.add_fields(counts, {"posts_total": "posts", "media_total": "media"})
+    summary.add("by_download_status", "download status", by_download)
+    summary.add("download_backlog", "taken by the next download-all", store.download_backlog())
+    summary.add("by_ai_status", "analysis status", by_ai)
+    summary.add_fields(counts, STATS_LABELS)
+    summary.add("cache_files", "cache files", files)
+    summary.add("cache_bytes", "cache bytes", nbytes)
+    summary.add("cache_limit", "cache limit (bytes)", settings.cache_limit)
+    summary.add_fields(counts, ANALYSIS_TOTAL_LABELS)
+    summary.add("ai_cost_usd", "analysis cost (estimated USD)", float(counts["ai_cost_usd"]))
+    print_summary(summary, output_format(args), args.quiet)
     return EXIT_OK
 
 
@@ -106,51 +180,37 @@ def cmd_download_all(args, settings: Settings, store: MediaStore) -> int:
     report = download_with_progress(
         store, settings, retry_failed=args.retry_failed, limit=args.limit, workers=args.workers
     )
-    evict_if_needed(store, settings)
-    show(
-        table(
-            "download-all",
-            ["", "count"],
-            [
-                ["downloaded", report.fetched],
-                ["reused (no request)", report.reused],
-                ["failed", report.failed],
-                ["bytes fetched", f"{report.bytes:,}"],
-            ],
-        )
-    )
+    evicted = evict_if_needed(store, settings)
+    summary = run_summary("download-all", settings, args.run_id)
+    add_download_lines(summary, report)
+    summary.add("files_evicted", "evicted to stay under MEDIA_CACHE_LIMIT", evicted.files_evicted)
+    print_summary(summary, output_format(args), args.quiet)
     return EXIT_ITEMS_FAILED if report.failed else EXIT_OK
 
 
 def cmd_verify_cache(args, settings: Settings, store: MediaStore) -> int:
     cache = MediaCache(settings.cache_dir)
     report = verify_cache(store, cache)
+    summary = run_summary("verify-cache", settings, args.run_id)
     if args.repair and (report.problems or report.moved or report.misplaced or report.stray):
-        remove_strays(cache, report)
-        adopt_misplaced(store, cache, report)
-        queued = mark_for_refetch(store, cache, report)
-        if queued:
-            download_with_progress(store, settings, media_ids=queued, retry_failed=True)
+        with progress_bar("restoring missing and corrupt files") as bar:
+            repaired = repair_cache(store, settings, cache, report, progress=bar)
+        for failure in repaired.failures[:20]:
+            warn(failure)
         report = verify_cache(store, cache)
-    if args.json:
-        print_json(report.as_dict())
-    else:
-        rows = [
-            ["rows checked", report.rows_checked],
-            ["files re-hashed", report.files_checked],
-            ["bytes re-hashed", f"{report.bytes_checked:,}"],
-            ["missing files", len(report.missing)],
-            ["corrupt files", len(report.corrupt)],
-            ["rows pointing nowhere", len(report.dangling)],
-            ["rows pointing outside the cache (never touched)", len(report.outside)],
-            ["stray files (no row points at them)", len(report.stray)],
-            ["files outside the cache layout", len(report.misplaced)],
-        ]
-        show(table("verify-cache", ["", "count"], rows))
-        for row in report.problems[:50]:
-            warn(
-                f"{row['media_id']} ({row.get('local_file_path') or 'no file'}): needs repair; run `verify-cache --repair`"
-            )
+        summary.add_fields(repaired, REPAIR_LABELS)
+    for key, value in report.as_dict().items():
+        summary.add(key, VERIFY_LABELS[key], value, len(value) if isinstance(value, list) else value)
+    print_summary(summary, output_format(args), args.quiet)
+    for row in report.problems[:50]:
+        warn(
+            f"{row['media_id']} ({row.get('local_file_path') or 'no file'}): needs repair; run `verify-cache --repair`"
+        )
+    if report.problems:
+        warn(
+            f"{len(report.problems)} cached files are missing or corrupt: run `python manage_media.py verify-cache --repair`",
+            even_quiet=True,
+        )
     if report.stray and not args.repair:
         warn(f"{len(report.stray)} files in the cache belong to no row: `verify-cache --repair` removes them")
     return EXIT_ITEMS_FAILED if report.problems else EXIT_OK
@@ -162,21 +222,15 @@ def cmd_backfill(args, settings: Settings, store: MediaStore) -> int:
     report = backfill_media(store, start_date=args.start_date, limit=args.limit, dry_run=args.dry_run)
     for problem in report.problems:
         warn(problem)
-    rows = [
-        ["posts scanned", report.posts_scanned],
-        ["posts missing media rows", report.posts_without_media],
-        ["media found" + (" (dry run: nothing written)" if args.dry_run else ""), report.media_found],
-    ]
+    summary = run_summary("backfill", settings, args.run_id)
+    summary.add("dry_run", "dry run (nothing written)", args.dry_run)
+    summary.add_fields(report, BACKFILL_LABELS)
     failed = 0
     if not args.dry_run and report.media_ids:
         downloads = download_with_progress(store, settings, media_ids=report.media_ids)
-        rows += [
-            ["downloaded", downloads.fetched],
-            ["reused", downloads.reused],
-            ["failed", downloads.failed],
-        ]
+        add_download_lines(summary, downloads)
         failed = downloads.failed
-    show(table("backfill", ["", "count"], rows))
+    print_summary(summary, output_format(args), args.quiet)
     return EXIT_ITEMS_FAILED if failed or report.problems else EXIT_OK
 
 
@@ -201,11 +255,15 @@ def cmd_analyze(args, settings: Settings, store: MediaStore) -> int:
                 restored = restore_evicted(store, settings, media_ids, progress=bar)
             for failure in restored.failures:
                 warn(failure)
+    summary = run_summary("analyze", settings, args.run_id)
+    summary.add("model", "model", settings.ai_model)
     if args.dry_run:
         rows = store.analysis_candidates(statuses, media_ids)[: args.limit]
-        console.print(f"would analyse {len(rows)} media with {settings.ai_model} (dry run: nothing sent)")
         for row in rows[:50]:
             console.print(f"  {row['media_id']}  {row['mime_type']}  {row['local_file_path']}")
+        summary.add("dry_run", "dry run (nothing sent)", True)
+        summary.add("would_analyse", "media that would be analysed", len(rows))
+        print_summary(summary, output_format(args), args.quiet)
         return EXIT_OK
     client = make_client(settings)  # AnalysisConfigError (no key) ends the command with exit 2
     with progress_bar(f"analysing with {settings.ai_model}", with_bytes=False) as bar:
@@ -215,20 +273,17 @@ def cmd_analyze(args, settings: Settings, store: MediaStore) -> int:
         )  # fmt: skip
     for failure in report.failures[:20]:
         warn(failure)
-    rows = [
-        ["completed", report.completed],
-        ["failed", report.failed],
-        ["tokens (prompt / completion)", f"{report.prompt_tokens:,} / {report.completion_tokens:,}"],
-        ["estimated cost (USD)", f"{report.cost_usd:.4f}"],
-    ]
-    if report.lost:
-        rows.append(["results dropped (lease taken over)", report.lost])
-    if report.released:
-        rows.append(["handed back uncharged (endpoint failed)", report.released])
-    show(table("analyze", ["", "count"], rows))
+    summary.add_fields(report, ANALYZE_LABELS)
+    print_summary(summary, output_format(args), args.quiet)
     if report.stopped:
         fail(report.stopped, EXIT_ITEMS_FAILED)
         return EXIT_ITEMS_FAILED
+    if report.failed:
+        warn(
+            f"{report.failed} analyses failed: `python manage_media.py list --analysis-status failed` shows "
+            "them; `python manage_media.py analyze --status failed` tries them again",
+            even_quiet=True,
+        )
     if media_ids and report.completed + report.failed == 0:
         warn(f"{args.media_id} was not analysed: it is not cached, or already analysed (use --force)")
         return EXIT_ITEMS_FAILED
@@ -244,33 +299,31 @@ def cmd_archive(args, settings: Settings, store: MediaStore) -> int:
     archive = Archive(settings)
     archive.check_access()  # no bucket, no credentials, missing bucket, denied: exit 2
     plan = plan_archive(store, archivable_rows(store, post_id=args.post_id, media_id=args.media_id))
+    summary = run_summary("archive", settings, args.run_id)
     if args.dry_run:
         for group in plan.upload[:100]:
             first = group[0]
             console.print(
                 f"  {first['media_id']}  {first.get('file_size') or 0:>12,} B  {first['local_file_path']}"
             )
-        console.print(
-            f"would upload {len(plan.upload)} files ({plan.upload_bytes:,} bytes) to s3://{archive.bucket}; "
-            f"{plan.rows_reusing} rows would reuse an existing archive copy (dry run: nothing sent)"
-        )
+        summary.add("dry_run", "dry run (nothing sent)", True)
+        summary.add("files_to_upload", "files to upload", len(plan.upload))
+        summary.add("bytes_to_upload", "bytes to upload", plan.upload_bytes)
+        summary.add("rows_reusing", "rows that would reuse an archive copy", plan.rows_reusing)
+        print_summary(summary, output_format(args), args.quiet)
         return EXIT_OK
     with progress_bar(f"archiving to s3://{archive.bucket}") as bar:
         report = archive_rows(store, archive, plan, progress=bar)
     for failure in report.failures[:20]:
         warn(failure)
-    show(
-        table(
-            "archive",
-            ["", "count"],
-            [
-                ["files uploaded", report.uploaded],
-                ["rows reusing an archive copy", report.reused],
-                ["failed", report.failed],
-                ["bytes uploaded", f"{report.bytes:,}"],
-            ],
+    summary.add_fields(report, ARCHIVE_LABELS)
+    print_summary(summary, output_format(args), args.quiet)
+    if report.failed:
+        warn(
+            f"{report.failed} uploads failed: fix what the lines above say, then run "
+            "`python manage_media.py archive --all`",
+            even_quiet=True,
         )
-    )
     return EXIT_ITEMS_FAILED if report.failed else EXIT_OK
 
 
@@ -295,16 +348,21 @@ def cmd_url(args, settings: Settings, store: MediaStore) -> int:
 def cmd_setup_bucket(args, settings: Settings) -> int:
     from social_tui_media.media.s3_archive import Archive
 
-    for line in Archive(settings).setup_bucket():
+    steps = list(Archive(settings).setup_bucket())
+    for line in steps:
         console.print(line)
+    summary = where_summary("setup-bucket", settings).add("steps", "done", steps)
+    print_summary(summary, output_format(args), args.quiet)
     return EXIT_OK
 
 
 def cmd_migrate(args, settings: Settings) -> int:
     url = settings.store_url
+    summary = where_summary("migrate", settings)
     if url.startswith("sqlite:///"):
         open_store(settings).close()
         console.print("SQLite creates and updates its schema on first use: nothing to migrate.")
+        print_summary(summary.add("applied", "applied", []), output_format(args), args.quiet)
         return EXIT_OK
     if not url.startswith(("postgres://", "postgresql://")):
         raise UsageError(
@@ -323,6 +381,9 @@ def cmd_migrate(args, settings: Settings) -> int:
         console.print(f"applied {migration.version}_{migration.name}")
     if not report.applied and not report.baseline:
         console.print("database is up to date: no pending migrations")
+    summary.add("recorded", "recorded (already in the database)", [m.version for m in report.baseline])
+    summary.add("applied", "applied", [m.version for m in report.applied])
+    print_summary(summary, output_format(args), args.quiet)
     return EXIT_OK
 
 
@@ -337,9 +398,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog="manage_media.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_verbosity_options(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("list", help="list media rows (filters combine)")
+    def command(name: str, help: str, summary: bool = True) -> argparse.ArgumentParser:
+        """A subcommand with -q/-v after its name and, for a summary or listing, --format/--json."""
+        p = sub.add_parser(name, help=help, description=help)
+        add_verbosity_options(p, on_subcommand=True)
+        if summary:
+            add_format_options(p)
+        return p
+
+    p = command("list", "list media rows (filters combine)")
     p.add_argument("--post-id", help="media of one post")
     p.add_argument("--download-status", choices=DOWNLOAD_STATUSES, help="pending, downloaded or failed")
     p.add_argument("--analysis-status", choices=AI_STATUSES, help="not_started, started, completed or failed")
@@ -347,25 +417,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", type=iso_date, help="rows created on or after YYYY-MM-DD")
     p.add_argument("--all", action="store_true", help="every media row (the default without filters)")
     p.add_argument("--status", choices=sorted(set(DOWNLOAD_STATUSES + AI_STATUSES)), help=argparse.SUPPRESS)
-    p.add_argument("--format", choices=FORMATS, help="table on a terminal, else tsv (one line per row)")
-    p.add_argument("--json", action="store_true", help="the same as --format json")
 
-    p = sub.add_parser("stats", help="counts by status, cache usage, expiring URLs, analysis cost")
-    p.add_argument("--json", action="store_true")
+    p = command("show", "one media row with its analysis: description, tags, text in the image")
+    p.add_argument("media_id", metavar="MEDIA_ID")
 
-    p = sub.add_parser("download-all", help="download every pending media slot")
+    command("stats", "counts by status, cache usage, expiring URLs, analysis cost")
+
+    p = command("download-all", "download every pending media slot (and retry transient failures)")
     p.add_argument("--retry-failed", action="store_true", help="also retry permanent failures (403/404/410)")
-    p.add_argument("--workers", type=positive_int)
-    p.add_argument("--limit", type=positive_int)
+    p.add_argument("--workers", type=positive_int, help="parallel downloads (default MEDIA_MAX_CONCURRENT)")
+    p.add_argument("--limit", type=positive_int, help="download at most N media")
 
-    p = sub.add_parser("verify-cache", help="re-hash cached files; exit 1 while corruption remains")
+    p = command("verify-cache", "re-hash cached files; exit 1 while corruption remains")
     p.add_argument("--repair", action="store_true", help="restore or re-fetch missing and corrupt files")
-    p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("backfill", help="create media rows for stored posts that have none")
+    p = command("backfill", "create media rows for stored posts that have none")
     add_backfill_arguments(p)
 
-    p = sub.add_parser("analyze", help="analyse cached media with the vision model")
+    p = command("analyze", "analyse cached media with the vision model")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument(
         "--status", help="not_started, failed (same as --retry-failed) or completed (with --force)"
@@ -377,27 +446,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="re-analyse rows already completed")
     p.add_argument("--dry-run", action="store_true", help="list what would be analysed, send nothing")
 
-    p = sub.add_parser("archive", help="upload cached media to the S3 archive, verified by MD5")
+    p = command("archive", "upload cached media to the S3 archive, verified by MD5")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--all", action="store_true", help="every cached row not yet archived")
     which.add_argument("--post-id", help="one post's media")
     which.add_argument("--media-id", help="one media row")
     p.add_argument("--dry-run", action="store_true", help="list what would be uploaded and the total bytes")
 
-    p = sub.add_parser("url", help="print a presigned GET URL for an archived media row")
+    p = command("url", "print a presigned GET URL for an archived media row", summary=False)
     p.add_argument("media_id", metavar="MEDIA_ID")
     p.add_argument(
         "--expires", type=positive_int, default=3600, help="seconds the URL stays valid (default 3600)"
     )
 
-    sub.add_parser("setup-bucket", help="create the archive bucket: private, encrypted")
-
-    sub.add_parser("migrate", help="apply pending PostgreSQL migrations")
+    command("setup-bucket", "create the archive bucket: private, encrypted")
+    command("migrate", "apply pending PostgreSQL migrations")
     return parser
 
 
 COMMANDS = {
     "list": cmd_list,
+    "show": cmd_show,
     "stats": cmd_stats,
     "download-all": cmd_download_all,
     "verify-cache": cmd_verify_cache,
@@ -409,8 +478,11 @@ COMMANDS = {
 
 
 def dispatch(args: argparse.Namespace) -> int:
+    stderr_level = apply_verbosity(args)
     settings = load_settings()
-    configure_logging(settings.log_file, sentry_dsn=settings.sentry_dsn)
+    args.run_id = configure_logging(
+        settings.log_file, sentry_dsn=settings.sentry_dsn, stderr_level=stderr_level
+    )
     if args.command == "migrate":
         return cmd_migrate(args, settings)
     if args.command == "setup-bucket":
@@ -433,6 +505,8 @@ def backfill_main(argv: list[str] | None = None) -> int:
         prog="backfill_media.py", description="Create media rows for stored posts that have none."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_verbosity_options(parser)
+    add_format_options(parser)
     add_backfill_arguments(parser)
     args = parser.parse_args(argv)
     args.command = "backfill"

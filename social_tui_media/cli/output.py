@@ -7,32 +7,60 @@ helper here asks, and those helpers escape the data they are given."""
 from __future__ import annotations
 
 import argparse
-import json
+import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from rich import filesize
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
-from rich.table import Table
 from rich.text import Text
 
 from social_tui_media.settings import ConfigError
 
 EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a tool that SIGPIPE ended
 
 console = Console(stderr=True, highlight=False, markup=False, emoji=False)  # plain text unless asked
+errors = Console(stderr=True, highlight=False, markup=False, emoji=False)  # `-q` silences `console` only
+
+
+def add_verbosity_options(parser: argparse.ArgumentParser, on_subcommand: bool = False) -> None:
+    """`-q` (errors only) and `-v`/`-vv` (the log on stderr), before or after the command name."""
+    unset = argparse.SUPPRESS if on_subcommand else None  # a subcommand's absent flag keeps the main one's
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=unset or False,
+        help="errors only: no progress, warnings or summary (a --format still prints)",
+    )
+    group.add_argument(
+        "-v", "--verbose", action="count", default=unset or 0,
+        help="also print the log on stderr (-vv: debug detail)",
+    )  # fmt: skip
+
+
+def apply_verbosity(args: argparse.Namespace) -> int | None:
+    """Silence diagnostics for `-q`; the log level `-v`/`-vv` asks for on stderr (None: none)."""
+    console.quiet = bool(getattr(args, "quiet", False))
+    verbose = getattr(args, "verbose", 0) or 0
+    return None if not verbose else (logging.INFO if verbose == 1 else logging.DEBUG)
 
 
 def positive_int(text: str) -> int:
@@ -52,58 +80,50 @@ class UsageError(Exception):
 
 def fail(message: str, code: int = EXIT_USAGE) -> int:
     """One red `error:` line; `message` is text, printed as it is."""
-    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, markup=True)
+    errors.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, markup=True)
     return code
 
 
-def warn(message: str) -> None:
-    """One yellow `warning:` line; `message` is text, printed as it is."""
-    console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True, markup=True, highlight=False)
+def warn(message: str, even_quiet: bool = False) -> None:
+    """One yellow `warning:` line; `message` is text, printed as it is. `even_quiet` for the
+    one line that says items failed and what to run: `-q` keeps it."""
+    out = errors if even_quiet else console
+    out.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True, markup=True, highlight=False)
 
 
-def print_json(document: Any) -> None:
-    """The one JSON document a `--json` command prints on stdout."""
-    sys.stdout.write(json.dumps(document, indent=2, default=str, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
+class BytesColumn(ProgressColumn):
+    """Bytes moved so far and their rate, from the task's `bytes_done` field (the bar counts items)."""
 
-
-def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
-    """A table whose title, headers and cells are plain text on any console."""
-    out = Table(title=Text(title), title_justify="left", header_style="bold")
-    for column in columns:
-        out.add_column(Text(column), overflow="fold")
-    for row in rows:
-        out.add_row(*(Text("" if v is None else str(v)) for v in row))
-    return out
-
-
-def show(renderable: Any) -> None:
-    """Tables for people go to the terminal (stderr), keeping stdout for data."""
-    console.print(renderable)
+    def render(self, task: Task) -> Text:
+        done = task.fields.get("bytes_done", 0)
+        elapsed = task.finished_time if task.finished else task.elapsed
+        rate = done / elapsed if elapsed else 0
+        return Text(
+            f"{filesize.decimal(done)} at {filesize.decimal(int(rate))}/s", style="progress.data.speed"
+        )
 
 
 class BarProgress:
-    """A rich progress bar (items, bytes, rate, ETA) fed by library callbacks."""
+    """A rich progress bar fed by library callbacks: items against their total, bytes apart."""
 
     def __init__(self, progress: Progress, description: str):
         self._progress = progress
-        self._task = progress.add_task(description, total=0, bytes_done=0)
-        self._items = 0
+        self._task = progress.add_task(description, total=None, bytes_done=0)
         self._bytes = 0
 
-    def add_total(self, items: int) -> None:
-        total = (self._progress.tasks[self._task].total or 0) + items
-        self._progress.update(self._task, total=total)
+    def expect(self, items: int | None) -> None:
+        """The run's item count once known; None keeps the bar indeterminate."""
+        self._progress.update(self._task, total=items)
 
     def advance(self, items: int, nbytes: int) -> None:
-        self._items += items
         self._bytes += nbytes
         self._progress.update(self._task, advance=items, bytes_done=self._bytes)
 
 
 @contextmanager
 def progress_bar(description: str, with_bytes: bool = True) -> Iterator[BarProgress]:
-    """A progress bar on the terminal; silent when stderr is not a terminal (cron, pipes)."""
+    """A progress bar on the terminal; silent when stderr is not a terminal (cron, pipes) or
+    with `-q`."""
     columns: list[Any] = [
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -111,9 +131,10 @@ def progress_bar(description: str, with_bytes: bool = True) -> Iterator[BarProgr
         TaskProgressColumn(),
     ]
     if with_bytes:
-        columns += [TextColumn("{task.fields[bytes_done]:,} B"), TransferSpeedColumn()]
+        columns.append(BytesColumn())
     columns += [TimeElapsedColumn(), TimeRemainingColumn()]
-    progress = Progress(*columns, console=console, transient=False, disable=not console.is_terminal)
+    disabled = console.quiet or not console.is_terminal
+    progress = Progress(*columns, console=console, transient=False, disable=disabled)
     with progress:
         yield BarProgress(progress, escape(description))  # the description column reads markup
 
@@ -130,3 +151,6 @@ def run_command(handler: Callable[[], int]) -> int:
         return fail(str(exc))
     except KeyboardInterrupt:
         return fail("interrupted; claimed items will be picked up by the next run", 130)
+    except BrokenPipeError:  # `| head` stopped reading: stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return EXIT_BROKEN_PIPE

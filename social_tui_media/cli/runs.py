@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from social_tui_media.cli.formats import Summary
 from social_tui_media.cli.output import console, progress_bar, warn
 from social_tui_media.jobs.evict import EvictionReport, evict_lru
 from social_tui_media.media.cache import MediaCache
@@ -25,6 +26,30 @@ def download_with_progress(store: MediaStore, settings: Settings, **options: Any
     return report
 
 
+def where_summary(command: str, settings: Settings) -> Summary:
+    """A summary that starts by naming the database (no secrets), the cache and the bucket."""
+    summary = Summary(command)
+    summary.add("database", "database", settings.database_label)
+    summary.add("cache_dir", "cache", str(settings.cache_dir))
+    summary.add("bucket", "archive bucket", f"s3://{settings.s3_bucket}" if settings.s3_bucket else None)
+    return summary
+
+
+def run_summary(command: str, settings: Settings, run_id: str) -> Summary:
+    """A job's summary: its run id (the one in the log and in download_runs), then where."""
+    summary = where_summary(command, settings)
+    summary.lines.insert(0, ("run_id", "run", run_id, run_id))
+    return summary
+
+
+def add_download_lines(summary: Summary, report: DownloadReport, already_cached: int = 0) -> None:
+    """The download counts; `already_cached` rows needed no claim at all (an import's re-run)."""
+    summary.add("downloaded", "downloaded", report.fetched)
+    summary.add("reused", "reused (no request)", report.reused + already_cached)
+    summary.add("failed", "failed", report.failed)
+    summary.add("bytes_fetched", "bytes fetched", report.bytes)
+
+
 def warn_download_failures(report: DownloadReport) -> None:
     """The first failures, one line each, and one line saying what to run next."""
     for failure in report.failures[:20]:
@@ -34,7 +59,8 @@ def warn_download_failures(report: DownloadReport) -> None:
     if report.failed:
         warn(
             f"{report.failed} downloads failed: fix what the lines above say, then run "
-            "`python manage_media.py download-all` (an expired link needs a re-scrape, then `--retry-failed`)"
+            "`python manage_media.py download-all` (an expired link needs a re-scrape, then `--retry-failed`)",
+            even_quiet=True,
         )
 
 

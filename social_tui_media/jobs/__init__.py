@@ -10,6 +10,8 @@ from typing import Protocol
 
 
 class Progress(Protocol):
-    def add_total(self, items: int) -> None: ...
+    def expect(self, items: int | None) -> None:
+        """How many items the run will take, counted before it starts; None while unknown."""
 
-    def advance(self, items: int, nbytes: int) -> None: ...
+    def advance(self, items: int, nbytes: int) -> None:
+        """`items` finished, `nbytes` of them moved over the network."""

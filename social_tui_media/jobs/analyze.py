@@ -182,13 +182,14 @@ def analyze_pending(
     dead = [c for c in store.analysis_claimants() if is_dead_local_worker(c)]
     if dead:
         log.info("taking over the analysis claims of %d processes that are gone", len(dead))
-    next_claim = _claimer(store, statuses, media_ids, limit, lease_seconds, model, dead)
+    candidates = [r["media_id"] for r in store.analysis_candidates(statuses, media_ids, lease_seconds)]
+    if progress:
+        progress.expect(len(candidates) if limit is None else min(limit, len(candidates)))
+    next_claim = _claimer(store, statuses, media_ids, limit, lease_seconds, model, dead, candidates)
 
     def work() -> None:
         me = worker_id()
         while not breaker.open and (claimed := next_claim(me)):
-            if progress:
-                progress.add_total(1)
             outcome = analyse_row(store, client, model, claimed, retry_policy, breaker)
             report.add(outcome, store.finish_analysis(me, outcome))
             if progress:
@@ -208,20 +209,16 @@ def analyze_pending(
     return report
 
 
-def _claimer(store, statuses, media_ids, limit, lease_seconds, model, dead_workers):
+def _claimer(store, statuses, media_ids, limit, lease_seconds, model, dead_workers, candidates):
     """What each worker calls for its next row; None when the run is over.
 
     Only `not_started` rows leave the queue for good once analysed. A run that also takes
-    failed or completed rows (--retry-failed, --force) fixes its work list at the start, so
-    a row that fails again, or was just re-analysed, is not taken twice in one run.
+    failed or completed rows (--retry-failed, --force) works through `candidates`, the list
+    fixed at its start, so a row that fails again, or was just re-analysed, is not taken twice.
     """
     lock = threading.Lock()
     left = [limit if limit is not None else float("inf")]
-    fixed = None
-    if set(statuses) != {"not_started"}:
-        fixed = iter(
-            media_ids or [r["media_id"] for r in store.analysis_candidates(statuses, None, lease_seconds)]
-        )
+    fixed = iter(media_ids or candidates) if set(statuses) != {"not_started"} else None
 
     def claim(me: str) -> dict | None:
         while True:

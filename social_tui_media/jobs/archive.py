@@ -122,7 +122,7 @@ def archive_rows(
         _record(store, group, copy, reused=True)
         report.reused += len(group)
     if progress:
-        progress.add_total(len(plan.upload))
+        progress.expect(len(plan.upload))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="archive") as pool:
         futures = {pool.submit(_upload, archive, group): group for group in plan.upload}
         for future in as_completed(futures):

@@ -52,6 +52,16 @@ class MediaFeed:
             self._closed = True
             self._ready.notify_all()
 
+    @property
+    def closed(self) -> bool:
+        with self._ready:
+            return self._closed
+
+    def pending(self) -> int:
+        """Distinct ids not yet handed out."""
+        with self._ready:
+            return len(set(self._ids))
+
     def finished(self) -> bool:
         with self._ready:
             return self._closed and not self._ids
@@ -213,6 +223,8 @@ def download_pending(
         store, Downloader(cache, fetcher, restorer), worker_id(), dead, feed, retry_failed, limit,
         workers, progress, report,
     )  # fmt: skip
+    if progress:
+        progress.expect(_expected_items(store, feed, retry_failed, limit))
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="download") as pool:
             run.execute(pool)
@@ -229,6 +241,17 @@ def archive_restorer_for(settings: Settings, store: MediaStore | None = None) ->
     from social_tui_media.jobs.archive import archive_restorer  # boto3 loads only with a bucket
 
     return archive_restorer(settings, store=store)
+
+
+def _expected_items(
+    store: MediaStore, feed: MediaFeed | None, retry_failed: bool, limit: int | None
+) -> int | None:
+    """How many rows the run will take, counted before it starts; None while an import is
+    still feeding ids. Rows another process holds make it an upper bound."""
+    if feed is not None and not feed.closed:
+        return None
+    backlog = feed.pending() if feed is not None else store.download_backlog(retry_failed)
+    return backlog if limit is None else min(limit, backlog)
 
 
 @dataclass
@@ -279,6 +302,7 @@ class _Run:
         self, pool: ThreadPoolExecutor, inflight: dict[Future, list[dict]], outcomes: list[DownloadOutcome]
     ) -> None:
         attempted: set[str] = set()
+        told = self.feed is None or self.feed.closed  # the total was given at the start
         remaining = self.limit if self.limit is not None else float("inf")
         exhausted = False
         last_flush = time.monotonic()
@@ -295,10 +319,11 @@ class _Run:
                     break
                 remaining -= len(fresh)
                 attempted.update(r["media_id"] for r in fresh)
-                if self.progress:
-                    self.progress.add_total(len(fresh))
                 for group in _group_by_slot(fresh):
                     inflight[pool.submit(self.downloader.obtain, group)] = group
+            if self.progress and not told and self.feed.closed:
+                told = True  # the import is done: the run's whole count is known now
+                self.progress.expect(len(attempted) + self.feed.pending())
             if not inflight:
                 if exhausted or remaining <= 0:
                     break
@@ -313,6 +338,8 @@ class _Run:
         if outcomes:
             self.store.finish_downloads(self.worker, outcomes)
             outcomes.clear()
+        if self.progress and not self.downloader.fetcher.cancelled:
+            self.progress.expect(len(attempted))  # what the run really took: the bar ends full
 
     def abandon(
         self, pool: ThreadPoolExecutor, inflight: dict[Future, list[dict]], outcomes: list[DownloadOutcome]

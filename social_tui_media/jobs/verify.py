@@ -9,7 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from social_tui_media.jobs import Progress
 from social_tui_media.media.cache import MediaCache, MediaRejected, calculate_md5
+from social_tui_media.settings import Settings
 from social_tui_media.store.interface import MediaStore, requeue_for_download
 
 log = logging.getLogger(__name__)
@@ -164,3 +166,32 @@ def mark_for_refetch(store: MediaStore, cache: MediaCache, report: VerifyReport)
     queued = [r["media_id"] for r in report.problems]
     requeue_for_download(store, queued, forget_path=True)
     return queued
+
+
+@dataclass
+class RepairReport:
+    strays_removed: int = 0
+    adopted: int = 0  # intact files moved into the cache layout
+    restored: int = 0  # missing or corrupt files brought back (archive copy or re-download)
+    restore_failed: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+def repair_cache(
+    store: MediaStore,
+    settings: Settings,
+    cache: MediaCache,
+    report: VerifyReport,
+    progress: Progress | None = None,
+) -> RepairReport:
+    """Fix what a verification found: strays go, misplaced files are adopted, missing and
+    corrupt ones are restored from the archive or downloaded again."""
+    from social_tui_media.jobs.download import download_pending  # requests loads only when repairing
+
+    repaired = RepairReport(remove_strays(cache, report), adopt_misplaced(store, cache, report))
+    queued = mark_for_refetch(store, cache, report)
+    if queued:
+        downloads = download_pending(store, settings, media_ids=queued, retry_failed=True, progress=progress)
+        repaired.restored, repaired.restore_failed = downloads.downloaded, downloads.failed
+        repaired.failures = downloads.failures
+    return repaired

@@ -190,6 +190,10 @@ class MediaStore(Protocol):
 
     def claim_downloads(self, claim: DownloadClaim) -> list[dict]: ...
 
+    def download_backlog(self, retry_failed: bool = False) -> int:
+        """How many rows the next download run would take: pending and transient failures
+        (and permanent ones with `retry_failed`), the claim rule's statuses."""
+
     def finish_downloads(self, worker: str, outcomes: list[DownloadOutcome]) -> int: ...
 
     def release_downloads(self, worker: str) -> int:
@@ -223,7 +227,9 @@ class MediaStore(Protocol):
 
     def post_ids_with_media(self, post_ids: list[str]) -> set[str]: ...
 
-    def media_counts(self) -> dict: ...
+    def media_counts(self) -> dict:
+        """media_total, posts_total, by_download_status and by_ai_status (statuses with rows
+        only), archived, evicted, expiring_48h and the analysis totals."""
 
     def close(self) -> None: ...
 

@@ -130,6 +130,9 @@ class SqlFunctionStore(MediaStore, ABC):
         }  # fmt: skip
         return sorted(self._claim("media_claim_downloads", params, claim.limit), key=download_claim_order)
 
+    def download_backlog(self, retry_failed: bool = False) -> int:
+        return int(self._call("media_download_backlog", {"p_retry_failed": retry_failed}))
+
     def finish_downloads(self, worker: str, outcomes: list[DownloadOutcome]) -> int:
         payload = [asdict(o) for o in outcomes]
         return sum(

@@ -327,6 +327,15 @@ class SQLiteStore(MediaStore):
             rows = self._by_ids(conn, picked)
         return sorted(rows, key=download_claim_order)
 
+    def download_backlog(self, retry_failed: bool = False) -> int:
+        with self._lock, _sqlite_errors(self.path):
+            return self._conn.execute(
+                """SELECT count(*) FROM post_media
+                    WHERE download_status = 'pending'
+                       OR (download_status = 'failed' AND (? OR NOT download_permanent))""",
+                (int(retry_failed),),
+            ).fetchone()[0]
+
     def finish_downloads(self, worker: str, outcomes: list[DownloadOutcome]) -> int:
         now = utc_now()
         done = 0
