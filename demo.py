@@ -39,8 +39,10 @@ def main() -> int:
         DEMO_POSTS.mkdir(parents=True, exist_ok=True)
         for source in sample_files:
             (DEMO_POSTS / source.name).write_text(rewrite_hosts(source.read_text(), media.base_url))
-        os.environ.update(
-            DATABASE_URL="sqlite:///data/social_tui.db",
+        home = Path(os.environ.get("SOCIAL_TUI_HOME") or ROOT).resolve()
+        (home / "data").mkdir(parents=True, exist_ok=True)
+        os.environ.update(  # the home's own SQLite file, whatever a .env names
+            DATABASE_URL=f"sqlite:///{home / 'data' / 'social_tui.db'}",
             MEDIA_ALLOW_PRIVATE_HOSTS="127.0.0.1/32",
             OPENAI_BASE_URL=vision.base_url,
             OPENAI_API_KEY="demo-key-for-the-loopback-server",

@@ -58,6 +58,12 @@ def test_a_piped_summary_is_one_tab_separated_line_per_value(cli_env, samples_di
     lines = dict(line.split("\t") for line in result.stdout.splitlines())
     assert result.returncode == 0 and lines["command"] == "import" and lines["posts_new"] == "10"
     assert lines["run_id"].startswith("run-") and lines["media_total"] == "13"
+    stats = cli(cli_env, tmp_path, "manage_media.py", "stats").stdout.splitlines()
+    assert "by_download_status.pending\t13" in stats and "bucket\t" in stats
+    verified = cli(cli_env, tmp_path, "manage_media.py", "verify-cache").stdout.splitlines()
+    assert "missing\t0" in verified and "stray_files\t0" in verified  # counts, not JSON blobs
+    csv_lines = cli(cli_env, tmp_path, "manage_media.py", "stats", "--format", "csv").stdout.splitlines()
+    assert csv_lines[:2] == ["key,value", "command,stats"]
 
 
 @pytest.mark.parametrize("store_kind", ["postgres"])

@@ -40,6 +40,11 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _tsv_line(cells: list[str]) -> str:
+    """Cells joined by tabs on one line: a tab or line break inside a cell becomes a space."""
+    return "\t".join(c.replace("\t", " ").replace("\r", " ").replace("\n", " ") for c in cells) + "\n"
+
+
 def print_rows(
     rows: Iterable[dict], columns: list[str], fmt: str | None, title: str | Callable[[int], str] = ""
 ) -> int:
@@ -73,9 +78,7 @@ def print_rows(
         if fmt == "jsonl":
             out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
         elif fmt == "tsv":
-            out.write(
-                "\t".join(_cell(row.get(c)).replace("\t", " ").replace("\n", " ") for c in columns) + "\n"
-            )
+            out.write(_tsv_line([_cell(row.get(c)) for c in columns]))
         else:
             writer.writerow([_cell(row.get(c)) for c in columns])
         count += 1
@@ -150,9 +153,25 @@ def print_summary(summary: Summary, fmt: str | None, quiet: bool = False) -> Non
         for _, label, _, shown in summary.lines:
             table.add_row(escape(label), escape(_shown(shown)))
         Console(highlight=False, emoji=False).print(table)
+    elif fmt == "tsv":
+        sys.stdout.writelines(_tsv_line(pair) for pair in _flat_pairs(summary))
     else:
-        writer = csv.writer(sys.stdout, delimiter="\t" if fmt == "tsv" else ",", lineterminator="\n")
-        if fmt == "csv":
-            writer.writerow(["key", "value"])
-        writer.writerows([key, _cell(for_people(value))] for key, value in document.items())
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["key", "value"])
+        writer.writerows(_flat_pairs(summary))
     sys.stdout.flush()
+
+
+def _flat_pairs(summary: Summary) -> list[list[str]]:
+    """key/value text pairs for tsv and csv: what the table shows (a count for a list of rows),
+    a mapping's entries as `key.entry`, so `grep` and `cut` find any figure."""
+    pairs = [["command", summary.command]]
+    for key, _, _, shown in summary.lines:
+        shown = for_people(shown)
+        if isinstance(shown, dict):
+            pairs += [[f"{key}.{entry}", _cell(value)] for entry, value in shown.items()]
+        elif isinstance(shown, list | tuple):
+            pairs.append([key, ",".join(map(str, shown))])
+        else:
+            pairs.append([key, _cell(shown)])
+    return pairs
