@@ -194,36 +194,23 @@ class OriginalScripts:
         }
         return self._insert_new("data_downloads", "download_id", "dl", row, "downloaded_at", "created_at")
 
-    def insert_media(
-        self,
-        post_id: str,
-        media_url: str,
-        media_type: str,
-        local_file_path: str | None = None,
-        md5_sum: str | None = None,
-        file_size: int | None = None,
-        mime_type: str | None = None,
-        width: int | None = None,
-        height: int | None = None,
-    ) -> str:
-        """`extract_and_store_media`: one row per URL; the log is `json.dumps([...])`, so the
-        jsonb column holds a JSON *string*."""
+    def insert_media(self, post_id: str, media_url: str, media_type: str, **cached: Any) -> str:
+        """`extract_and_store_media`: one row per URL; `cached` holds what a download found
+        (local_file_path, md5_sum, file_size, mime_type, width, height). The log is
+        `json.dumps([...])`, so the jsonb column holds a JSON *string*."""
+        details = {key: cached.get(key) for key in ("file_size", "mime_type", "md5_sum")}
         event = {
             "timestamp": _now().isoformat(),
             "event": "media_downloaded",
             "status": "success",
-            "details": {"file_size": file_size, "mime_type": mime_type, "md5_sum": md5_sum},
+            "details": details,
         }
         row = {
             "post_id": post_id,
             "media_type": media_type,
             "media_url": media_url,
-            "local_file_path": local_file_path,
-            "md5_sum": md5_sum,
-            "file_size": file_size,
-            "mime_type": mime_type,
-            "width": width,
-            "height": height,
+            **dict.fromkeys(("local_file_path", "md5_sum", "file_size", "mime_type", "width", "height")),
+            **cached,
             "ai_analysis_status": "not_started",
             "ai_analysis_log": Jsonb(json.dumps([event])),
         }
