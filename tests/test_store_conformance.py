@@ -14,6 +14,7 @@ from social_tui_media.store.interface import (
     PAGE_ROWS,
     AnalysisClaim,
     AnalysisOutcome,
+    AnalysisQuery,
     DownloadClaim,
     DownloadOutcome,
     MediaQuery,
@@ -483,12 +484,14 @@ def test_analysis_candidates_follow_the_claim_rule_and_claim_nothing(store):
     post_id = store.get_media(ids[0])["post_id"]
     store.upsert_media([slot(post_id, "/not-cached", position=9)])  # pending: never a candidate
     [first] = store.claim_analysis(AnalysisClaim("w1", 1, ["not_started"], make_event("ai_analysis_started")))
-    candidates = store.analysis_candidates(["not_started"])
+    candidates = store.analysis_candidates(AnalysisQuery(["not_started"]))
     assert {r["media_id"] for r in candidates} == set(ids) - {first["media_id"]}
     assert all(r["ai_analysis_status"] == "not_started" for r in candidates)
     taken = store.claim_analysis(AnalysisClaim("w2", 5, ["not_started"], make_event("ai_analysis_started")))
     assert [r["media_id"] for r in taken] == [r["media_id"] for r in candidates]
-    assert store.analysis_candidates(["not_started"], lease_seconds=0) != []  # expired leases count
+    assert (
+        store.analysis_candidates(AnalysisQuery(["not_started"], lease_seconds=0)) != []
+    )  # expired leases count
 
 
 def test_an_earlier_releases_sqlite_file_is_refused_untouched(tmp_path):

@@ -35,7 +35,13 @@ from social_tui_media.logs import configure_logging
 from social_tui_media.media.cache import MediaCache
 from social_tui_media.settings import Settings, load_settings
 from social_tui_media.store import open_store
-from social_tui_media.store.interface import AI_STATUSES, DOWNLOAD_STATUSES, MediaQuery, MediaStore
+from social_tui_media.store.interface import (
+    AI_STATUSES,
+    DOWNLOAD_STATUSES,
+    AnalysisQuery,
+    MediaQuery,
+    MediaStore,
+)
 
 LIST_COLUMNS = [
     "media_id",
@@ -258,7 +264,7 @@ def cmd_analyze(args, settings: Settings, store: MediaStore) -> int:
     summary = run_summary("analyze", settings, args.run_id)
     summary.add("model", "model", settings.ai_model)
     if args.dry_run:
-        rows = store.analysis_candidates(statuses, media_ids)[: args.limit]
+        rows = store.analysis_candidates(AnalysisQuery(statuses, media_ids))[: args.limit]
         for row in rows[:50]:
             console.print(f"  {row['media_id']}  {row['mime_type']}  {row['local_file_path']}")
         summary.add("dry_run", "dry run (nothing sent)", True)

@@ -25,6 +25,7 @@ from social_tui_media.store.interface import (
     ANALYSIS_LEASE_SECONDS,
     AnalysisClaim,
     AnalysisOutcome,
+    AnalysisQuery,
     MediaStore,
     make_event,
     requeue_for_download,
@@ -182,7 +183,8 @@ def analyze_pending(
     dead = [c for c in store.analysis_claimants() if is_dead_local_worker(c)]
     if dead:
         log.info("taking over the analysis claims of %d processes that are gone", len(dead))
-    candidates = [r["media_id"] for r in store.analysis_candidates(statuses, media_ids, lease_seconds)]
+    queue = AnalysisQuery(statuses, media_ids, lease_seconds)
+    candidates = [r["media_id"] for r in store.analysis_candidates(queue)]
     if progress:
         progress.expect(len(candidates) if limit is None else min(limit, len(candidates)))
     next_claim = _claimer(store, statuses, media_ids, limit, lease_seconds, model, dead, candidates)
@@ -199,7 +201,7 @@ def analyze_pending(
         for future in [pool.submit(work) for _ in range(workers)]:
             future.result()
     if breaker.open:
-        left = len(store.analysis_candidates(statuses, media_ids, lease_seconds))
+        left = len(store.analysis_candidates(queue))
         endpoint = settings.openai_base_url or "https://api.openai.com/v1"
         report.stopped = (
             f"vision endpoint {endpoint} answers {breaker.last_error}: stopped after {breaker.failures} "

@@ -131,6 +131,16 @@ class AnalysisClaim:
 
 
 @dataclass(frozen=True)
+class AnalysisQuery:
+    """Which rows an analysis run could take: these statuses (and `started` rows whose lease
+    of `lease_seconds` ran out), optionally only these ids."""
+
+    statuses: list[str]
+    media_ids: list[str] | None = None
+    lease_seconds: int = ANALYSIS_LEASE_SECONDS
+
+
+@dataclass(frozen=True)
 class MediaQuery:
     """Which media rows to list; every filter given must hold (None: any)."""
 
@@ -169,7 +179,9 @@ class MediaStore(Protocol):
 
     def finish_run(self, run_id: str, counts: RunCounts, status: str) -> None: ...
 
-    def insert_data_downloads(self, rows: list[dict]) -> None: ...
+    def insert_data_downloads(self, rows: list[dict]) -> set[str]:
+        """Insert stats rows; a row whose download_id is stored already replaces that row (an
+        import names a post's row the same each time it meets the post). Returns those ids."""
 
     def upsert_media(self, rows: list[MediaSlotRow]) -> list[UpsertedMedia]: ...
 
@@ -202,12 +214,7 @@ class MediaStore(Protocol):
 
     def claim_analysis(self, claim: AnalysisClaim) -> list[dict]: ...
 
-    def analysis_candidates(
-        self,
-        statuses: list[str],
-        media_ids: list[str] | None = None,
-        lease_seconds: int = ANALYSIS_LEASE_SECONDS,
-    ) -> list[dict]:
+    def analysis_candidates(self, query: AnalysisQuery) -> list[dict]:
         """What `claim_analysis` would take now (the same rule), in claim order; claims nothing."""
 
     def finish_analysis(self, worker: str, outcome: AnalysisOutcome) -> bool: ...

@@ -16,10 +16,10 @@ from typing import Any
 
 from social_tui_media.ids import PREFIX_POST, PREFIX_RUN, generate_aws_id
 from social_tui_media.store.interface import (
-    ANALYSIS_LEASE_SECONDS,
     PAGE_ROWS,
     AnalysisClaim,
     AnalysisOutcome,
+    AnalysisQuery,
     DownloadClaim,
     DownloadOutcome,
     MediaQuery,
@@ -152,15 +152,10 @@ class SqlFunctionStore(MediaStore, ABC):
         }  # fmt: skip
         return sorted(self._claim("media_claim_analysis", params, claim.limit), key=analysis_claim_order)
 
-    def analysis_candidates(
-        self,
-        statuses: list[str],
-        media_ids: list[str] | None = None,
-        lease_seconds: int = ANALYSIS_LEASE_SECONDS,
-    ) -> list[dict]:
+    def analysis_candidates(self, query: AnalysisQuery) -> list[dict]:
         params = {
-            "p_statuses": list(statuses), "p_lease_seconds": lease_seconds,
-            "p_media_ids": None if media_ids is None else list(media_ids), "p_limit": PAGE_ROWS,
+            "p_statuses": list(query.statuses), "p_lease_seconds": query.lease_seconds,
+            "p_media_ids": None if query.media_ids is None else list(query.media_ids), "p_limit": PAGE_ROWS,
         }  # fmt: skip
         rows: list[dict] = []
         while True:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from social_tui_media.ids import PREFIX_POST, PREFIX_RUN, generate_aws_id
 from social_tui_media.store.interface import (
-    ANALYSIS_LEASE_SECONDS,
     PAGE_ROWS,
     AnalysisClaim,
     AnalysisOutcome,
+    AnalysisQuery,
     DownloadClaim,
     DownloadOutcome,
     MediaQuery,
@@ -402,17 +402,12 @@ class SQLiteStore(MediaStore):
             rows = self._by_ids(conn, [r["media_id"] for r in picked])
         return rows
 
-    def analysis_candidates(
-        self,
-        statuses: list[str],
-        media_ids: list[str] | None = None,
-        lease_seconds: int = ANALYSIS_LEASE_SECONDS,
-    ) -> list[dict]:
+    def analysis_candidates(self, query: AnalysisQuery) -> list[dict]:
         with self._lock, _sqlite_errors(self.path):
-            return [
-                normalize_row(dict(r))
-                for r in self._analysis_claimable(self._conn, statuses, media_ids, lease_seconds)
-            ]
+            claimable = self._analysis_claimable(
+                self._conn, query.statuses, query.media_ids, query.lease_seconds
+            )
+            return [normalize_row(dict(r)) for r in claimable]
 
     @staticmethod
     def _analysis_claimable(
