@@ -16,11 +16,10 @@ from bench.common import (
     BenchError,
     Context,
     Row,
-    fmt_rate,
-    fmt_seconds,
     log,
     project_cli,
     project_env,
+    rate_row,
     run_measured,
     sqlite_url,
 )
@@ -76,13 +75,9 @@ def run(ctx: Context) -> list[Row]:
             ideal = workers / LATENCY
             single = single or rate
             rows.append(
-                Row(
+                rate_row(
                     f"7. analyze {count} images, 300 ms per call, `--workers {workers}` vs the latency bound",
-                    fmt_rate(rate, "images/s") + f" ({fmt_seconds(measured.seconds)})",
-                    fmt_rate(ideal, "images/s") + f" ({fmt_seconds(count / ideal)})",
-                    rate / ideal,
-                    "report (no target)",
-                    None,
+                    count, "images/s", (measured.seconds, count / ideal),
                     [f"{calls} API calls; {rate / single:.2f}× the 1-worker rate; {measured.cpu_seconds:.1f} CPU s "
                      f"({measured.cores_used:.2f} cores) in the analyser, peak RSS {measured.max_rss / 2**20:.0f} MB"],
                     {"ours": measured.summary(), "workers": workers, "images": count, "calls": calls},

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,6 +94,24 @@ def fmt_bytes(n: float) -> str:
 
 def fmt_rate(value: float, unit: str) -> str:
     return f"{value:,.1f} {unit}" if value < 100 else f"{value:,.0f} {unit}"
+
+
+def rate_row(
+    scenario: str, count: int, unit: str, seconds: tuple[float, float], notes: list[str], data: dict
+) -> Row:
+    """A report-only row comparing the rates at which ours and theirs did `count` items in
+    `seconds` (ours, theirs); the ratio is ours over theirs, above 1 when ours is faster."""
+    ours, theirs = (count / s for s in seconds)
+    return Row(
+        scenario,
+        f"{fmt_rate(ours, unit)} ({fmt_seconds(seconds[0])})",
+        f"{fmt_rate(theirs, unit)} ({fmt_seconds(seconds[1])})",
+        ours / theirs,
+        "report (no target)",
+        None,
+        notes,
+        data,
+    )
 
 
 # --- workspace ---------------------------------------------------------------------------
@@ -221,6 +240,25 @@ def _self_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def wait_or_kill(proc: subprocess.Popen, timeout: float) -> tuple[int, Any, bool]:
+    """Wait for a process started in its own session; kill the whole group after `timeout`
+    seconds. Returns its wait status, its resource usage and whether it was killed."""
+    killed = threading.Event()
+
+    def kill() -> None:
+        killed.set()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    timer = threading.Timer(timeout, kill)
+    timer.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        timer.cancel()
+    return status, usage, killed.is_set()
+
+
 def run_measured(
     command: list[str],
     *,
@@ -257,19 +295,7 @@ def run_measured(
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-        killed = threading.Event()
-
-        def kill() -> None:
-            killed.set()
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-
-        timer = threading.Timer(timeout, kill)
-        timer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            timer.cancel()
+        status, usage, killed = wait_or_kill(proc, timeout)
         seconds = time.perf_counter() - started
         busy = machine_busy_seconds() - busy_before
         server_cpu = _self_cpu_seconds() - self_before
@@ -294,7 +320,7 @@ def run_measured(
         stderr=stderr,
     )
     MEASUREMENTS.append(measured)
-    if killed.is_set():
+    if killed:
         name = Path(command[1] if command[0] == PYTHON else command[0]).name
         raise BenchError(f"{name} did not finish within {timeout:.0f} s; killed:\n{measured.tail()}")
     if check and measured.returncode not in ok_codes:

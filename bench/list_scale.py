@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import threading
@@ -44,6 +43,7 @@ from bench.common import (
     require_tool,
     sqlite_url,
     throwaway_postgres,
+    wait_or_kill,
 )
 
 FIRST_ROW_TARGET = 1.0  # seconds
@@ -204,19 +204,7 @@ def run_streamed(command: list[str], *, env: dict[str, str], cwd: Path, newlines
                                 stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
         reader = threading.Thread(target=drain, args=(proc.stdout, started), daemon=True)
         reader.start()
-        killed = threading.Event()
-
-        def kill() -> None:
-            killed.set()
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-
-        timer = threading.Timer(timeout, kill)
-        timer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            timer.cancel()
+        status, usage, killed = wait_or_kill(proc, timeout)
         seconds = time.perf_counter() - started
         reader.join(timeout=60)
         proc.stdout.close()
@@ -237,7 +225,7 @@ def run_streamed(command: list[str], *, env: dict[str, str], cwd: Path, newlines
     )  # fmt: skip
     common.MEASUREMENTS.append(measured)
     name = Path(command[1] if command[0] == common.PYTHON else command[0]).name
-    if killed.is_set():
+    if killed:
         raise BenchError(f"{name} did not finish within {timeout:.0f} s; killed:\n{measured.tail()}")
     if measured.returncode != 0:
         raise BenchError(

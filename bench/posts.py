@@ -16,12 +16,11 @@ from bench.common import (
     Context,
     Row,
     check_stored,
-    fmt_rate,
-    fmt_seconds,
     log,
     not_measured,
     project_cli,
     project_env,
+    rate_row,
     raw_insert_floor,
     run_measured,
     sqlite_url,
@@ -50,14 +49,8 @@ def _posts_dir(ctx: Context, count: int):
 
 
 def _row(name: str, count: int, media: int, ours, theirs, what_floor: str) -> Row:
-    ours_rate, theirs_rate = count / ours.seconds, count / theirs.seconds
-    return Row(
-        f"6{name}",
-        fmt_rate(ours_rate, "posts/s") + f" ({fmt_seconds(ours.seconds)})",
-        fmt_rate(theirs_rate, "posts/s") + f" ({fmt_seconds(theirs.seconds)})",
-        ours_rate / theirs_rate,
-        "report (no target)",
-        None,
+    return rate_row(
+        f"6{name}", count, "posts/s", (ours.seconds, theirs.seconds),
         [f"{count:,} posts, {media:,} media rows, {ours.cpu_seconds:.1f} CPU s in the importer "
          f"({ours.cores_used:.2f} cores); floor: {what_floor}"],
         {"ours": ours.summary(), "theirs": theirs.summary(), "posts": count, "media_rows": media},

@@ -14,6 +14,8 @@ PAGE_SIZE = 500
 
 @dataclass
 class BackfillReport:
+    """What a backfill looked at and what it added (or, in a dry run, would add)."""
+
     posts_scanned: int = 0
     posts_without_media: int = 0
     media_found: int = 0

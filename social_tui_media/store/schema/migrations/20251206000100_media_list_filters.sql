@@ -20,33 +20,17 @@ CREATE OR REPLACE FUNCTION media_list(p_post_id TEXT DEFAULT NULL, p_download_st
     p_after_media_id TEXT DEFAULT NULL, p_limit INTEGER DEFAULT 1000)
 RETURNS SETOF post_media
 LANGUAGE plpgsql STABLE SECURITY INVOKER AS $$
-DECLARE
-    conditions TEXT[] := ARRAY['TRUE'];
 BEGIN
-    IF p_post_id IS NOT NULL THEN
-        conditions := conditions || 'post_id = $1'::TEXT;
-    END IF;
-    IF p_download_status IS NOT NULL THEN
-        conditions := conditions || 'download_status = $2'::TEXT;
-    END IF;
-    IF p_ai_status IS NOT NULL THEN
-        conditions := conditions || 'media_ai_status(ai_analysis_status) = $3'::TEXT;
-    END IF;
-    IF p_media_type IS NOT NULL THEN
-        conditions := conditions || 'media_type = $4'::TEXT;
-    END IF;
-    IF p_since IS NOT NULL THEN
-        conditions := conditions || $q$created_at >= ($5::TIMESTAMP AT TIME ZONE 'UTC')$q$::TEXT;
-    END IF;
-    IF p_media_ids IS NOT NULL THEN
-        conditions := conditions || 'media_id = ANY($6)'::TEXT;
-    END IF;
-    IF p_after_post_id IS NOT NULL THEN
-        conditions := conditions || '(post_id, position, media_id) > ($7, $8, $9)'::TEXT;
-    END IF;
-    RETURN QUERY EXECUTE
-        'SELECT * FROM post_media WHERE ' || array_to_string(conditions, ' AND ')
-        || ' ORDER BY post_id, position, media_id LIMIT $10'
+    RETURN QUERY EXECUTE format(
+        'SELECT * FROM post_media WHERE %s ORDER BY post_id, position, media_id LIMIT $10',
+        concat_ws(' AND ', 'TRUE',  -- a filter not given adds no condition (concat_ws skips NULL)
+            CASE WHEN p_post_id IS NOT NULL THEN 'post_id = $1' END,
+            CASE WHEN p_download_status IS NOT NULL THEN 'download_status = $2' END,
+            CASE WHEN p_ai_status IS NOT NULL THEN 'media_ai_status(ai_analysis_status) = $3' END,
+            CASE WHEN p_media_type IS NOT NULL THEN 'media_type = $4' END,
+            CASE WHEN p_since IS NOT NULL THEN $q$created_at >= ($5::TIMESTAMP AT TIME ZONE 'UTC')$q$ END,
+            CASE WHEN p_media_ids IS NOT NULL THEN 'media_id = ANY($6)' END,
+            CASE WHEN p_after_post_id IS NOT NULL THEN '(post_id, position, media_id) > ($7, $8, $9)' END))
         USING p_post_id, p_download_status, p_ai_status, p_media_type, p_since, p_media_ids,
               p_after_post_id, p_after_position, p_after_media_id, p_limit;
 END;
