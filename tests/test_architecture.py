@@ -195,6 +195,24 @@ def test_the_store_interface_never_imports_a_back_end():
     )
 
 
+def test_every_back_end_implements_every_store_operation():
+    # The back ends inherit the interface, whose declared operations return None: one left
+    # out would answer None instead of failing.
+    from social_tui_media.store.interface import MediaStore
+    from social_tui_media.store.postgres import PostgresStore
+    from social_tui_media.store.rest import RestStore
+    from social_tui_media.store.sqlite import SQLiteStore
+
+    written_once = {"list_media"}  # the interface's own, over iter_media
+    declared = {
+        name for name, value in vars(MediaStore).items() if callable(value) and not name.startswith("_")
+    }
+    assert len(declared) > 20 and written_once <= declared
+    for back_end in (SQLiteStore, PostgresStore, RestStore):
+        inherited = {name for name in declared if getattr(back_end, name) is getattr(MediaStore, name)}
+        assert inherited == written_once, back_end.__name__
+
+
 def test_library_modules_never_print():
     assert _scan()["printing"] == []
 
