@@ -84,9 +84,13 @@ class SqlFunctionStore(MediaStore, ABC):
             },
         )  # fmt: skip
 
-    def insert_data_downloads(self, rows: list[dict]) -> None:
+    def insert_data_downloads(self, rows: list[dict]) -> set[str]:
+        replaced: set[str] = set()
         for chunk in chunks(rows):
-            self._call("media_insert_data_downloads", {"p_rows": chunk})
+            replaced.update(
+                r["download_id"] for r in self._call("media_insert_data_downloads", {"p_rows": chunk})
+            )
+        return replaced
 
     # media slots ------------------------------------------------------------------------
 

@@ -89,6 +89,55 @@ def _media_where(query: MediaQuery) -> tuple[list[str], list]:
     return where or ["1"], [value for _, value in filters if value is not None]
 
 
+def _primary_slots(conn: sqlite3.Connection, rows: list[MediaSlotRow]) -> dict[tuple[str, str], dict]:
+    """The stored primary rows of these rows' posts, by (post_id, slot_key): one index read per
+    post, not one per slot (most posts of an import are new and have none)."""
+    post_ids = list(dict.fromkeys(row.post_id for row in rows))
+    found = conn.execute(
+        "SELECT media_id, post_id, slot_key, media_url, url_expires_at FROM post_media"
+        f" WHERE post_id IN ({','.join('?' * len(post_ids))}) AND duplicate_of IS NULL",
+        post_ids,
+    )
+    return {(r["post_id"], r["slot_key"]): dict(r) for r in found}
+
+
+def _upsert_slot(
+    conn: sqlite3.Connection, row: MediaSlotRow, current: dict[tuple[str, str], dict], now: str
+) -> UpsertedMedia:
+    """Insert a slot, or refresh its stored row with a fresher URL; `current` follows the writes."""
+    key = (row.post_id, row.slot_key)
+    stored = current.get(key)
+    if stored is None:
+        conn.execute(
+            """INSERT INTO post_media (media_id, post_id, media_type, media_url, slot_key,
+                   slot_role, position, url_expires_at, ai_analysis_log, created_at, updated_at)
+               VALUES (?,?,?,?,?,?,?,?,'[]',?,?)""",
+            (
+                row.media_id, row.post_id, row.media_type, row.media_url, row.slot_key,
+                row.slot_role, row.position, row.url_expires_at, now, now,
+            ),
+        )  # fmt: skip
+        current[key] = {
+            "media_id": row.media_id,
+            "media_url": row.media_url,
+            "url_expires_at": row.url_expires_at,
+        }
+        return UpsertedMedia(row.media_id, row.post_id, row.slot_key, True)
+    old_expiry, new_expiry = stored["url_expires_at"], row.url_expires_at
+    newer = old_expiry is None or new_expiry is None or new_expiry >= old_expiry
+    if row.media_url != stored["media_url"] and newer:  # an older scrape's URL changes nothing
+        expiry = max(filter(None, (old_expiry, new_expiry)), default=None)
+        conn.execute(
+            """UPDATE post_media SET media_url=?, url_expires_at=?, download_permanent=0,
+                   download_status=CASE WHEN download_status='failed' THEN 'pending'
+                                        ELSE download_status END,
+                   updated_at=? WHERE media_id=?""",
+            (row.media_url, expiry, now, stored["media_id"]),
+        )
+        stored.update(media_url=row.media_url, url_expires_at=expiry)
+    return UpsertedMedia(stored["media_id"], row.post_id, row.slot_key, False)
+
+
 class SQLiteStore(MediaStore):
     """MediaStore on one SQLite file. Safe to share between threads (one lock, one connection)."""
 
@@ -202,17 +251,27 @@ class SQLiteStore(MediaStore):
                 ),
             )  # fmt: skip
 
-    def insert_data_downloads(self, rows: list[dict]) -> None:
+    def insert_data_downloads(self, rows: list[dict]) -> set[str]:
         if not rows:
-            return
+            return set()
         columns = list(rows[0])
+        replaced = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "download_id")
         sql = (
             f"INSERT INTO data_downloads ({','.join(columns)}, created_at)"
             f" VALUES ({','.join('?' * (len(columns) + 1))})"
+            f" ON CONFLICT (download_id) DO UPDATE SET {replaced}"
         )
         now = utc_now()
         with self._transaction() as conn:
+            stored: set[str] = set()
+            for chunk in _chunks([row["download_id"] for row in rows]):
+                marks = ",".join("?" * len(chunk))
+                found = conn.execute(
+                    f"SELECT download_id FROM data_downloads WHERE download_id IN ({marks})", chunk
+                )
+                stored.update(download_id for (download_id,) in found)
             conn.executemany(sql, [[_encode(c, row[c]) for c in columns] + [now] for row in rows])
+        return stored
 
     # media slots ------------------------------------------------------------------------
 
@@ -220,43 +279,9 @@ class SQLiteStore(MediaStore):
         now = utc_now()
         out: list[UpsertedMedia] = []
         with self._transaction() as conn:
-            for row in rows:
-                current = conn.execute(
-                    "SELECT media_id, media_url, url_expires_at, download_status FROM post_media"
-                    " WHERE post_id=? AND slot_key=? AND duplicate_of IS NULL",
-                    (row.post_id, row.slot_key),
-                ).fetchone()
-                if current is None:
-                    conn.execute(
-                        """INSERT INTO post_media (media_id, post_id, media_type, media_url, slot_key,
-                               slot_role, position, url_expires_at, ai_analysis_log, created_at, updated_at)
-                           VALUES (?,?,?,?,?,?,?,?,'[]',?,?)""",
-                        (
-                            row.media_id, row.post_id, row.media_type, row.media_url, row.slot_key,
-                            row.slot_role, row.position, row.url_expires_at, now, now,
-                        ),
-                    )  # fmt: skip
-                    out.append(UpsertedMedia(row.media_id, row.post_id, row.slot_key, True))
-                    continue
-                out.append(UpsertedMedia(current["media_id"], row.post_id, row.slot_key, False))
-                if row.media_url == current["media_url"]:
-                    continue
-                old_expiry, new_expiry = current["url_expires_at"], row.url_expires_at
-                newer = old_expiry is None or new_expiry is None or new_expiry >= old_expiry
-                if not newer:  # an older scrape's URL: keep the fresher one and the row's state
-                    continue
-                conn.execute(
-                    """UPDATE post_media SET media_url=?, url_expires_at=?, download_permanent=0,
-                           download_status=CASE WHEN download_status='failed' THEN 'pending'
-                                                ELSE download_status END,
-                           updated_at=? WHERE media_id=?""",
-                    (
-                        row.media_url,
-                        max(filter(None, (old_expiry, new_expiry)), default=None),
-                        now,
-                        current["media_id"],
-                    ),
-                )
+            for chunk in _chunks(rows):
+                current = _primary_slots(conn, chunk)
+                out += [_upsert_slot(conn, row, current, now) for row in chunk]
         return out
 
     def iter_media(self, query: MediaQuery) -> Iterator[dict]:
