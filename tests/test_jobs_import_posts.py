@@ -16,7 +16,8 @@ import pytest
 from psycopg.rows import dict_row
 
 from social_tui_media.ids import PREFIX_MEDIA, generate_aws_id
-from social_tui_media.jobs.import_posts import import_path, store_media_slots
+from social_tui_media.jobs.import_posts import BATCH_POSTS, FIRST_BATCH_POSTS, import_path, store_media_slots
+from social_tui_media.posts.files import STREAM_FILE_BYTES
 from social_tui_media.store.interface import MediaSlotRow
 from tests.conftest import ROOT, SAMPLES, SCRAPE1, SCRAPE2
 
@@ -398,6 +399,87 @@ def test_a_file_over_the_size_limit_is_one_problem_line(store, db_rows, tmp_path
     assert run_status(db_rows, report.run_id) == "completed"
 
 
+# Large files are read as a stream and written a batch at a time --------------------------------
+
+
+def stats_rows(db_rows, run_id: str) -> dict[str, list[int]]:
+    """Each post's total_reactions in the run's data_downloads rows, by URN."""
+    rows = db_rows(
+        "SELECT p.urn, d.total_reactions FROM data_downloads d JOIN posts p ON p.post_id = d.post_id"
+        " WHERE d.run_id = ? ORDER BY p.urn",
+        (run_id,),
+    )
+    out: dict[str, list[int]] = {}
+    for row in rows:
+        out.setdefault(row["urn"], []).append(row["total_reactions"])
+    return out
+
+
+def test_a_large_file_cut_off_half_way_imports_the_posts_before_the_cut_and_says_where(
+    store, db_rows, tmp_path
+):
+    posts = [a_post(n, text="x" * 1500) for n in range(1, 4001)]
+    text = json.dumps(posts)
+    cut = text[: text.index('"urn:li:activity:3001"')]  # inside post 3001
+    directory = tmp_path / "posts"
+    directory.mkdir()
+    (directory / "scrape.json").write_text(cut)
+    assert len(cut) > STREAM_FILE_BYTES
+    try:
+        json.loads(cut)
+    except ValueError as exc:
+        error = str(exc)
+    report = import_path(store, directory)
+    assert report.posts_processed == 3000
+    assert report.problems == [f"scrape.json: not valid JSON ({error}); skipped"]
+    assert run_status(db_rows, report.run_id) == "completed"
+    assert len(stats_rows(db_rows, report.run_id)) == 3000
+    assert store.media_counts()["posts_total"] == 3000
+
+
+def test_a_post_met_again_in_a_later_batch_keeps_its_last_stats_row_and_counts_once(store, db_rows, tmp_path):
+    count = FIRST_BATCH_POSTS + BATCH_POSTS + 50  # three batches
+    posts = [a_post(n, stats={"total_reactions": 1}) for n in range(1, count + 1)]
+    posts.insert(5, a_post(7, stats={"total_reactions": 2}))  # twice in the first batch
+    posts.insert(FIRST_BATCH_POSTS + 10, a_post(1, stats={"total_reactions": 3}))  # again in the second
+    posts.append(a_post(1, stats={"total_reactions": 4}))  # and in the third
+    posts.append(a_post(FIRST_BATCH_POSTS + 20, stats={"total_reactions": 5}))  # second batch, then third
+    directory = write_posts(tmp_path / "posts", "scrape.json", posts)
+
+    first = import_path(store, directory)
+    assert (first.posts_processed, first.posts_new, first.posts_updated) == (count + 4, count, 0)
+    rows = stats_rows(db_rows, first.run_id)
+    assert len(rows) == count and all(len(r) == 1 for r in rows.values())  # one row per post per run
+    assert rows["urn:li:activity:7"] == [1]  # its first sight came before the second in the batch
+    assert rows["urn:li:activity:1"] == [4]
+    assert rows[f"urn:li:activity:{FIRST_BATCH_POSTS + 20}"] == [5]
+
+    again = import_path(store, directory)  # a new run: its own rows, the posts already known
+    assert (again.posts_new, again.posts_updated) == (0, count)
+    assert stats_rows(db_rows, again.run_id) == rows
+    assert db_rows("SELECT count(*) AS n FROM data_downloads")[0]["n"] == 2 * count
+
+
+def test_a_stats_row_written_again_under_its_download_id_replaces_the_first(store, db_rows):
+    run_id = store.start_run("posts/", "test")
+    [(post_id, _)] = store.upsert_posts([_record()])
+    row = {
+        "download_id": "dl-1", "post_id": post_id, "run_id": run_id,
+        "downloaded_at": "2025-11-25T00:00:00+00:00", "total_reactions": 5,
+        "stats_json": '{"total_reactions": 5}', "raw_json": "{}", "source_file_path": "/scrapes/f.json",
+    }  # fmt: skip
+    assert store.insert_data_downloads([row]) == set()
+    second = {**row, "total_reactions": 6, "stats_json": '{"total_reactions": 6}'}
+    assert store.insert_data_downloads([second, {**row, "download_id": "dl-2"}]) == {"dl-1"}
+    stored = db_rows(
+        "SELECT download_id, total_reactions, stats_json FROM data_downloads ORDER BY download_id"
+    )
+    assert stored == [
+        {"download_id": "dl-1", "total_reactions": 6, "stats_json": '{"total_reactions": 6}'},
+        {"download_id": "dl-2", "total_reactions": 5, "stats_json": '{"total_reactions": 5}'},
+    ]
+
+
 # What a person sees: data is printed as text, never read as rich markup ---------------------------
 
 
@@ -438,7 +520,13 @@ def test_cli_download_failures_with_markup_characters_keep_the_summary(cli_env, 
         [MediaSlotRow(generate_aws_id(PREFIX_MEDIA), post_id, "image", url, url, "image", 0, None)]
     )
     result = run_cli(
-        cli_env, str(ROOT / "manage_media.py"), "download-all", "--retry-failed", "--format", "table", cwd=tmp_path
+        cli_env,
+        str(ROOT / "manage_media.py"),
+        "download-all",
+        "--retry-failed",
+        "--format",
+        "table",
+        cwd=tmp_path,
     )
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr

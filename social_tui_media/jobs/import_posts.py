@@ -8,19 +8,27 @@ signatures and return shapes, backed by this job and the safe downloader.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+import secrets
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from social_tui_media.jobs import Progress
 from social_tui_media.jobs.download import DownloadReport, MediaFeed, download_pending
 from social_tui_media.media.fetch import Fetcher, FetchPolicy
-from social_tui_media.posts.files import LoadedPost, describe, load_posts
+from social_tui_media.posts.files import LoadedPost, describe, iter_posts
 from social_tui_media.posts.json_values import clean_text
 from social_tui_media.posts.media_items import post_identity
-from social_tui_media.posts.records import media_rows, post_record, stats_row, unique_slots
+from social_tui_media.posts.records import (
+    media_rows,
+    post_record,
+    stats_download_id,
+    stats_row,
+    unique_slots,
+)
 from social_tui_media.settings import Settings, load_settings
 from social_tui_media.store import as_store
 from social_tui_media.store.interface import MediaStore, RunCounts
@@ -48,44 +56,69 @@ class ImportReport:
         return len(self.problems)
 
 
-def _batches(posts: list[LoadedPost]) -> Iterable[list[LoadedPost]]:
-    yield posts[:FIRST_BATCH_POSTS]
-    for start in range(FIRST_BATCH_POSTS, len(posts), BATCH_POSTS):
-        yield posts[start : start + BATCH_POSTS]
+@dataclass(frozen=True)
+class _Batch:
+    """What one import writes for every batch: its run, its time, and the key of its stats rows."""
+
+    run_id: str | None
+    downloaded_at: str
+    stats_key: bytes  # a post's stats row id in this import (see records.stats_download_id)
+
+
+def _batches(posts: Iterable[LoadedPost]) -> Iterator[list[LoadedPost]]:
+    """The posts a batch at a time, the first small, without reading ahead of the batch."""
+    remaining = iter(posts)
+    size = FIRST_BATCH_POSTS
+    while batch := list(islice(remaining, size)):
+        yield batch
+        size = BATCH_POSTS
+
+
+def _write_batch(
+    store: MediaStore,
+    batch: list[LoadedPost],
+    writing: _Batch,
+    report: ImportReport,
+    on_media: Callable[[list[str]], None] | None,
+) -> None:
+    """One batch's posts, media slots and stats rows, each one store call."""
+    ids = store.upsert_posts([post_record(p, report.problems) for p in batch])
+    stats: dict[str, dict] = {}  # post_id -> its stats row; a post seen twice keeps the last
+    inserted: dict[str, bool] = {}  # post_id -> whether its first sight in the batch created it
+    slots = []
+    for post, (post_id, new) in zip(batch, ids, strict=True):
+        inserted.setdefault(post_id, new)
+        download_id = stats_download_id(writing.stats_key, post_id)
+        stats[post_id] = stats_row(
+            post, post_id, writing.run_id, writing.downloaded_at, report.problems, download_id
+        )
+        where = describe(post.source_file, post.index, post.urn)
+        slots.extend(media_rows(post_id, post.data, where, report.problems))
+    upserted = store.upsert_media(unique_slots(slots))
+    report.posts_processed += len(batch)
+    report.media_total += len(upserted)
+    report.media_new += sum(u.inserted for u in upserted)
+    report.media_ids.extend(u.media_id for u in upserted)
+    if on_media is not None:
+        on_media([u.media_id for u in upserted])
+    seen_before = store.insert_data_downloads(list(stats.values()))  # rows of earlier batches replaced
+    for post_id, new in inserted.items():
+        if stats[post_id]["download_id"] not in seen_before:
+            report.posts_new += new
+            report.posts_updated += not new
 
 
 def import_posts(
     store: MediaStore,
-    posts: list[LoadedPost],
+    posts: Iterable[LoadedPost],
     report: ImportReport,
     on_media: Callable[[list[str]], None] | None = None,
 ) -> None:
-    """Write posts, one stats row per post per run, and media slots, a batch at a time;
-    `on_media` gets each batch's media ids as soon as they are committed."""
-    downloads: dict[str, dict] = {}  # post_id -> its stats row; a post seen twice keeps the last
-    now = utc_now()
+    """Write posts, one stats row per post per run, and media slots, a batch at a time as the
+    posts are read; `on_media` gets each batch's media ids as soon as they are committed."""
+    writing = _Batch(report.run_id, utc_now(), secrets.token_bytes(32))
     for batch in _batches(posts):
-        if not batch:
-            continue
-        ids = store.upsert_posts([post_record(p, report.problems) for p in batch])
-        slots = []
-        for post, (post_id, inserted) in zip(batch, ids, strict=True):
-            if post_id not in downloads:
-                report.posts_new += inserted
-                report.posts_updated += not inserted
-            downloads[post_id] = stats_row(post, post_id, report.run_id, now, report.problems)
-            where = describe(post.source_file, post.index, post.urn)
-            slots.extend(media_rows(post_id, post.data, where, report.problems))
-        upserted = store.upsert_media(unique_slots(slots))
-        report.posts_processed += len(batch)
-        report.media_total += len(upserted)
-        report.media_new += sum(u.inserted for u in upserted)
-        report.media_ids.extend(u.media_id for u in upserted)
-        if on_media is not None:
-            on_media([u.media_id for u in upserted])
-    rows = list(downloads.values())
-    for start in range(0, len(rows), BATCH_POSTS):
-        store.insert_data_downloads(rows[start : start + BATCH_POSTS])
+        _write_batch(store, batch, writing, report, on_media)
     report.media_ids = list(dict.fromkeys(report.media_ids))
 
 
@@ -127,9 +160,11 @@ def import_path(
     own_run = run_id is None
     report.run_id = store.start_run(clean_text(str(root)), script_name, new_run_id) if own_run else run_id
     counts = RunCounts()
+    read_problems: list[str] = []
+    first_row_problem = len(report.problems)
     try:
-        posts = load_posts(paths, report.problems)
-        import_posts(store, posts, report, on_media)
+        import_posts(store, iter_posts(paths, read_problems), report, on_media)
+        report.problems[first_row_problem:first_row_problem] = read_problems  # the files' lines first
     except BaseException as exc:
         if own_run:
             counts.errors = [f"{exc.__class__.__name__}: {exc}"]

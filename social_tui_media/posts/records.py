@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from social_tui_media.store.rows import to_iso
 INTEGER_MIN, INTEGER_MAX = -(2**31), 2**31 - 1  # PostgreSQL's INTEGER; SQLite stores the same range
 # Stats counts read as INTEGER: total_reactions is a column; v_post_engagement_history casts all five.
 INTEGER_STATS = ("total_reactions", "comments", "reposts", "shares", "views")
+_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
 def _text(value: Any) -> str | None:
@@ -91,14 +93,32 @@ def _reactions(stats: dict | None) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def stats_download_id(import_key: bytes, post_id: str) -> str:
+    """The `data_downloads` id of a post's stats row in one import: the same post gets the same
+    id, so a post seen again replaces its row; unguessable without the import's secret key."""
+    digest = hashlib.blake2b(post_id.encode(), digest_size=16, key=import_key)
+    number = int.from_bytes(digest.digest(), "big")
+    digits = []
+    for _ in range(17):  # the form generate_aws_id gives: 17 base-36 characters
+        number, digit = divmod(number, 36)
+        digits.append(_BASE36[digit])
+    return f"{PREFIX_DOWNLOAD}-{''.join(digits)}"
+
+
 def stats_row(
-    post: LoadedPost, post_id: str, run_id: str | None, downloaded_at: str, problems: list[str]
+    post: LoadedPost,
+    post_id: str,
+    run_id: str | None,
+    downloaded_at: str,
+    problems: list[str],
+    download_id: str | None = None,
 ) -> dict:
-    """The post's `data_downloads` row: its engagement stats as this run saw them."""
+    """The post's `data_downloads` row: its engagement stats as this run saw them (a new
+    download_id unless one is given)."""
     where = describe(post.source_file, post.index, post.urn)
     stats = _stored_stats(_stats(post.data), where, problems)
     return {
-        "download_id": generate_aws_id(PREFIX_DOWNLOAD), "post_id": post_id, "run_id": run_id,
+        "download_id": download_id or generate_aws_id(PREFIX_DOWNLOAD), "post_id": post_id, "run_id": run_id,
         "downloaded_at": downloaded_at, "total_reactions": _reactions(stats) or 0,
         "stats_json": None if stats is None else json.dumps(stats), "raw_json": json.dumps(post.data),
         "source_file_path": post.source_path or post.source_file,
