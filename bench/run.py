@@ -30,7 +30,7 @@ if str(_ROOT) not in sys.path:
 from bench import common  # noqa: E402
 from bench.common import ROOT, BenchError, Context, Row, Workspace, log, not_measured, wait_for_quiet, warm_up  # noqa: E402
 
-SCENARIOS = ("download", "reimport", "memory", "verify", "archive", "posts", "analysis", "list")
+SCENARIOS = ("download", "reimport", "memory", "verify", "archive", "posts", "analysis", "list", "import")
 TARGETS = {
     "download": "1a. download 1,000 media vs `aria2c -j 5` / 1b. vs sequential loop",
     "reimport": "2. re-import with re-signed URLs",
@@ -40,11 +40,12 @@ TARGETS = {
     "posts": "6. import 5,000 posts `--no-media`",
     "analysis": "7. analysis of 200 images vs worker count",
     "list": "8. `list --download-status pending` of 130,000 media rows (json, jsonl)",
+    "import": "9. import one file of 100,000 posts `--no-media` (SQLite, PostgreSQL)",
 }
 
 
 def run_scenarios(ctx: Context, only: set[str]) -> list[Row]:
-    from bench import analysis, archive, download, list_scale, posts, verify
+    from bench import analysis, archive, download, import_scale, list_scale, posts, verify
 
     plan: list[tuple[str, object]] = []
     if only & {"download", "reimport"}:
@@ -56,6 +57,7 @@ def run_scenarios(ctx: Context, only: set[str]) -> list[Row]:
         ("posts", lambda: posts.run(ctx)),
         ("analysis", lambda: analysis.run(ctx)),
         ("list", lambda: list_scale.run(ctx)),
+        ("import", lambda: import_scale.run(ctx)),
     ]
     rows: list[Row] = []
     for name, scenario in plan:
