@@ -51,6 +51,9 @@ def test_download_and_analysis_failures_are_separate_filters(store, cli_env, sam
     assert [r["media_id"] for r in json.loads(both.stdout)] == analysis_failed
 
 
+@pytest.mark.parametrize(
+    "store_kind", ["sqlite"]
+)  # what it prints; the back ends are the conformance suite's
 def test_every_format_prints_the_same_rows(store, cli_env, samples_dir, tmp_path):
     ids = import_path(store, scrape(samples_dir, 1)).media_ids
     jsonl = list_media(cli_env, tmp_path, "--format", "jsonl").stdout.splitlines()
@@ -86,6 +89,9 @@ def test_a_table_is_titled_with_the_count_of_its_rows(store, cli_env, samples_di
     assert list_media(cli_env, tmp_path, "--since", "2999-01-01", "--json").stdout == "[]\n"
 
 
+@pytest.mark.parametrize(
+    "store_kind", ["sqlite"]
+)  # what it prints; the back ends are the conformance suite's
 def test_import_of_nothing_says_so_in_one_line(cli_env, tmp_path):
     def import_(path) -> subprocess.CompletedProcess:
         return subprocess.run(

@@ -156,6 +156,9 @@ def manage(env, *args, cwd):
     )
 
 
+@pytest.mark.parametrize(
+    "store_kind", ["sqlite"]
+)  # what it prints; the back ends are the conformance suite's
 def test_missing_api_key_exits_2_with_one_line(store, ai, ai_env, served, tmp_path):
     cached_images(store, ai, served, tmp_path, [(100, 100)])
     env = {k: v for k, v in ai_env.items() if k != "OPENAI_API_KEY"}
@@ -165,6 +168,9 @@ def test_missing_api_key_exits_2_with_one_line(store, ai, ai_env, served, tmp_pa
     assert store.list_media()[0]["ai_analysis_status"] == "not_started"
 
 
+@pytest.mark.parametrize(
+    "store_kind", ["sqlite"]
+)  # what it prints; the back ends are the conformance suite's
 def test_dry_run_sends_nothing(store, ai, ai_env, served, vision, tmp_path):
     cached_images(store, ai, served, tmp_path, [(100, 100), (101, 101)])
     result = manage(ai_env, "analyze", "--status", "not_started", "--dry-run", "--json", cwd=tmp_path)
