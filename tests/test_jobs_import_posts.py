@@ -441,25 +441,31 @@ def test_a_large_file_cut_off_half_way_imports_the_posts_before_the_cut_and_says
 
 
 def test_a_post_met_again_in_a_later_batch_keeps_its_last_stats_row_and_counts_once(store, db_rows, tmp_path):
+    def post(n: int, reactions: int) -> dict:
+        image = {"type": "image", "url": f"https://media.licdn.com/dms/image/{n}/feedshare.jpg"}
+        return a_post(n, stats={"total_reactions": reactions}, media=image)
+
     count = FIRST_BATCH_POSTS + BATCH_POSTS + 50  # three batches
-    posts = [a_post(n, stats={"total_reactions": 1}) for n in range(1, count + 1)]
-    posts.insert(5, a_post(7, stats={"total_reactions": 2}))  # twice in the first batch
-    posts.insert(FIRST_BATCH_POSTS + 10, a_post(1, stats={"total_reactions": 3}))  # again in the second
-    posts.append(a_post(1, stats={"total_reactions": 4}))  # and in the third
-    posts.append(a_post(FIRST_BATCH_POSTS + 20, stats={"total_reactions": 5}))  # second batch, then third
+    posts = [post(n, 1) for n in range(1, count + 1)]
+    posts.insert(5, post(7, 2))  # twice in the first batch: the later row wins
+    posts.insert(FIRST_BATCH_POSTS + 10, post(1, 3))  # again in the second
+    posts.append(post(1, 4))  # and in the third
+    posts.append(post(FIRST_BATCH_POSTS + 20, 5))  # in the second, then in the third
     directory = write_posts(tmp_path / "posts", "scrape.json", posts)
 
     first = import_path(store, directory)
     assert (first.posts_processed, first.posts_new, first.posts_updated) == (count + 4, count, 0)
     rows = stats_rows(db_rows, first.run_id)
     assert len(rows) == count and all(len(r) == 1 for r in rows.values())  # one row per post per run
-    assert rows["urn:li:activity:7"] == [1]  # its first sight came before the second in the batch
+    assert rows["urn:li:activity:7"] == [1]
     assert rows["urn:li:activity:1"] == [4]
     assert rows[f"urn:li:activity:{FIRST_BATCH_POSTS + 20}"] == [5]
+    assert len(first.media_ids) == len(set(first.media_ids)) == count  # each medium once
 
     again = import_path(store, directory)  # a new run: its own rows, the posts already known
     assert (again.posts_new, again.posts_updated) == (0, count)
     assert stats_rows(db_rows, again.run_id) == rows
+    assert again.media_ids == first.media_ids  # the same slots, in the same order
     assert db_rows("SELECT count(*) AS n FROM data_downloads")[0]["n"] == 2 * count
 
 

@@ -80,8 +80,9 @@ def _write_batch(
     writing: _Batch,
     report: ImportReport,
     on_media: Callable[[list[str]], None] | None,
-) -> None:
-    """One batch's posts, media slots and stats rows, each one store call."""
+) -> bool:
+    """One batch's posts, media slots and stats rows, each one store call; whether a post of
+    the batch was met in an earlier one (its media ids are then listed twice)."""
     ids = store.upsert_posts([post_record(p, report.problems) for p in batch])
     stats: dict[str, dict] = {}  # post_id -> its stats row; a post seen twice keeps the last
     inserted: dict[str, bool] = {}  # post_id -> whether its first sight in the batch created it
@@ -106,6 +107,7 @@ def _write_batch(
         if stats[post_id]["download_id"] not in seen_before:
             report.posts_new += new
             report.posts_updated += not new
+    return bool(seen_before)
 
 
 def import_posts(
@@ -117,9 +119,11 @@ def import_posts(
     """Write posts, one stats row per post per run, and media slots, a batch at a time as the
     posts are read; `on_media` gets each batch's media ids as soon as they are committed."""
     writing = _Batch(report.run_id, utc_now(), secrets.token_bytes(32))
+    met_again = False
     for batch in _batches(posts):
-        _write_batch(store, batch, writing, report, on_media)
-    report.media_ids = list(dict.fromkeys(report.media_ids))
+        met_again |= _write_batch(store, batch, writing, report, on_media)
+    if met_again:  # only a post met in two batches lists its media twice
+        report.media_ids = list(dict.fromkeys(report.media_ids))
 
 
 def input_files(root: Path) -> tuple[list[Path], str | None]:
