@@ -67,7 +67,7 @@ def test_import_of_2500_posts_pages_past_the_row_cap(rest, tmp_path):
     media = rest.list_media()
     assert len(media) == len({m["media_id"] for m in media}) == 2 * N_POSTS
     assert len(rest.list_media(media_ids=report.media_ids)) == 2 * N_POSTS
-    assert len(rest.post_ids_with_media([p["post_id"] for p in posts])) == N_POSTS
+    assert len({post_id for post_id, _ in rest.media_slot_keys([p["post_id"] for p in posts])}) == N_POSTS
     assert rest.media_counts()["by_download_status"] == {"pending": 2 * N_POSTS}
 
 

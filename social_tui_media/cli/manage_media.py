@@ -89,7 +89,7 @@ REPAIR_LABELS = {
 }
 BACKFILL_LABELS = {
     "posts_scanned": "posts scanned",
-    "posts_without_media": "posts missing media rows",
+    "posts_without_media": "posts missing media rows (some or all)",
     "media_found": "media found",
 }
 ANALYZE_LABELS = {
@@ -228,6 +228,8 @@ def cmd_backfill(args, settings: Settings, store: MediaStore) -> int:
     report = backfill_media(store, start_date=args.start_date, limit=args.limit, dry_run=args.dry_run)
     for problem in report.problems:
         warn(problem)
+    for slot in report.missing[:200]:  # the slot key: the URL without its signature
+        console.print(f"  {slot.post_id}  {slot.media_type}  {slot.slot_role}  {slot.slot_key}")
     summary = run_summary("backfill", settings, args.run_id)
     summary.add("dry_run", "dry run (nothing written)", args.dry_run)
     summary.add_fields(report, BACKFILL_LABELS)

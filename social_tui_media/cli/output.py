@@ -35,8 +35,9 @@ from social_tui_media.settings import ConfigError
 EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a tool that SIGPIPE ended
 
-console = Console(stderr=True, highlight=False, markup=False, emoji=False)  # plain text unless asked
-errors = Console(stderr=True, highlight=False, markup=False, emoji=False)  # `-q` silences `console` only
+# Plain text unless a helper asks; a line is never folded (a piped log line stays one line).
+console = Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
+errors = Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)  # `-q` spares it
 
 
 def add_verbosity_options(parser: argparse.ArgumentParser, on_subcommand: bool = False) -> None:

@@ -232,7 +232,8 @@ class MediaStore(Protocol):
         self, after_post_id: str | None, limit: int, start_date: str | None = None
     ) -> list[dict]: ...
 
-    def post_ids_with_media(self, post_ids: list[str]) -> set[str]: ...
+    def media_slot_keys(self, post_ids: list[str]) -> set[tuple[str, str]]:
+        """(post_id, slot_key) of every stored slot of these posts."""
 
     def media_counts(self) -> dict:
         """media_total, posts_total, by_download_status and by_ai_status (statuses with rows

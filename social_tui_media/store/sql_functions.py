@@ -209,12 +209,21 @@ class SqlFunctionStore(MediaStore, ABC):
                 break
         return rows
 
-    def post_ids_with_media(self, post_ids: list[str]) -> set[str]:
-        return {
-            row["post_id"]
-            for chunk in chunks(list(dict.fromkeys(post_ids)), PAGE_ROWS)
-            for row in self._call("media_posts_with_media", {"p_post_ids": chunk})
-        }
+    def media_slot_keys(self, post_ids: list[str]) -> set[tuple[str, str]]:
+        keys: list[tuple[str, str]] = []
+        for chunk in chunks(list(dict.fromkeys(post_ids)), PAGE_ROWS):
+            after: tuple[str | None, str | None] = (None, None)
+            while True:
+                params = {"p_post_ids": chunk, "p_after_post_id": after[0], "p_after_slot_key": after[1]}
+                page = [
+                    (r["post_id"], r["slot_key"])
+                    for r in self._call("media_slot_keys", {**params, "p_limit": PAGE_ROWS})
+                ]
+                keys += page
+                if len(page) < PAGE_ROWS:
+                    break
+                after = page[-1]
+        return set(keys)
 
     def media_counts(self) -> dict:
         counts = dict(self._call("media_counts", {}))

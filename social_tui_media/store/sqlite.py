@@ -561,14 +561,14 @@ class SQLiteStore(MediaStore):
             params + [limit],
         )
 
-    def post_ids_with_media(self, post_ids: list[str]) -> set[str]:
-        found: set[str] = set()
+    def media_slot_keys(self, post_ids: list[str]) -> set[tuple[str, str]]:
+        found: set[tuple[str, str]] = set()
         for chunk in _chunks(post_ids):
             rows = self._rows(
-                f"SELECT DISTINCT post_id FROM post_media WHERE post_id IN ({','.join('?' * len(chunk))})",
+                f"SELECT DISTINCT post_id, slot_key FROM post_media WHERE post_id IN ({','.join('?' * len(chunk))})",
                 chunk,
             )
-            found.update(r["post_id"] for r in rows)
+            found.update((r["post_id"], r["slot_key"]) for r in rows)
         return found
 
     def media_counts(self) -> dict:
