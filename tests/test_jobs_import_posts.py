@@ -469,6 +469,19 @@ def test_a_post_met_again_in_a_later_batch_keeps_its_last_stats_row_and_counts_o
     assert db_rows("SELECT count(*) AS n FROM data_downloads")[0]["n"] == 2 * count
 
 
+def test_a_sqlite_import_is_all_in_the_database_file_once_the_store_closes(tmp_path):
+    from social_tui_media.store.sqlite import SQLiteStore
+
+    path = tmp_path / "db" / "social_tui.db"
+    store = SQLiteStore(path)  # its checkpoints run on a thread of their own
+    report = import_path(store, write_posts(tmp_path / "posts", "p.json", [a_post(n) for n in range(1, 1501)]))
+    store.close()
+    assert report.posts_new == 1500
+    assert not path.with_name(path.name + "-wal").exists()
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("SELECT count(*) FROM posts").fetchone() == (1500,)
+
+
 def test_a_stats_row_written_again_under_its_download_id_replaces_the_first(store, db_rows):
     run_id = store.start_run("posts/", "test")
     [(post_id, _)] = store.upsert_posts([_record()])
