@@ -97,7 +97,7 @@ class SqlFunctionStore(MediaStore, ABC):
     def upsert_media(self, rows: list[MediaSlotRow]) -> list[UpsertedMedia]:
         result: list[dict] = []
         for chunk in chunks(rows):
-            result += self._call("media_upsert_slots", {"p_rows": [asdict(r) for r in chunk]})
+            result += self._call("media_upsert_slots", {"p_rows": [vars(r) for r in chunk]})
         return upserted_in_input_order(rows, result)
 
     def iter_media(self, query: MediaQuery) -> Iterator[dict]:
