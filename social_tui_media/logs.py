@@ -37,6 +37,12 @@ def scrub(text: str) -> str:
     return _API_KEY.sub("[redacted]", text)
 
 
+def record_context(record: logging.LogRecord) -> dict[str, str]:
+    """The item ids a record carries (`media_id`, `post_id`, ...), scrubbed."""
+    values = ((key, getattr(record, key, None)) for key in _CONTEXT_KEYS)
+    return {key: scrub(str(value)) for key, value in values if value is not None}
+
+
 class JsonLinesFormatter(logging.Formatter):
     def __init__(self, run_id: str):
         super().__init__()
@@ -50,10 +56,7 @@ class JsonLinesFormatter(logging.Formatter):
             "run_id": self.run_id,
             "message": scrub(record.getMessage()),
         }
-        for key in _CONTEXT_KEYS:
-            value = getattr(record, key, None)
-            if value is not None:
-                entry[key] = scrub(str(value))
+        entry.update(record_context(record))
         if record.exc_info:
             entry["error"] = scrub(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False)
@@ -63,11 +66,7 @@ class TerminalFormatter(logging.Formatter):
     """`-v` on stderr: time, level, logger and the scrubbed message with its item ids."""
 
     def format(self, record: logging.LogRecord) -> str:
-        context = " ".join(
-            f"{key}={scrub(str(getattr(record, key)))}"
-            for key in _CONTEXT_KEYS
-            if getattr(record, key, None) is not None
-        )
+        context = " ".join(f"{key}={value}" for key, value in record_context(record).items())
         when = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
         line = f"{when} {record.levelname.lower():7} {record.name}: {scrub(record.getMessage())}"
         return f"{line}  [{context}]" if context else line

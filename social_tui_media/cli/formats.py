@@ -139,11 +139,11 @@ def print_summary(summary: Summary, fmt: str | None, quiet: bool = False) -> Non
     if quiet and fmt is None:
         return
     fmt = fmt or default_format()
-    document = summary.as_dict()
     if fmt in ("json", "jsonl"):
-        sys.stdout.write(
-            json.dumps(document, indent=2 if fmt == "json" else None, ensure_ascii=False, default=str) + "\n"
+        document = json.dumps(
+            summary.as_dict(), indent=2 if fmt == "json" else None, ensure_ascii=False, default=str
         )
+        sys.stdout.write(document + "\n")
     elif fmt == "table":
         table = Table(
             title=escape(summary.command), title_justify="left", header_style="bold", show_header=False

@@ -12,16 +12,19 @@ from social_tui_media.cli.output import (
     EXIT_OK,
     UsageError,
     add_verbosity_options,
-    apply_verbosity,
     positive_int,
     progress_bar,
     run_command,
     warn,
 )
-from social_tui_media.cli.runs import add_download_lines, evict_if_needed, run_summary, warn_download_failures
+from social_tui_media.cli.runs import (
+    add_download_lines,
+    evict_if_needed,
+    start_command,
+    summary_for,
+    warn_download_failures,
+)
 from social_tui_media.jobs.import_posts import import_path, import_with_downloads
-from social_tui_media.logs import configure_logging
-from social_tui_media.settings import load_settings
 from social_tui_media.store import open_store
 
 IMPORT_LABELS = {
@@ -53,11 +56,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     directory = Path(args.directory)
     if not directory.exists():
         raise UsageError(f"{directory} does not exist: pass a directory of scraped post JSON files")
-    stderr_level = apply_verbosity(args)
-    settings = load_settings()
-    run_id = configure_logging(  # one id: log, download_runs row, summary
-        settings.log_file, sentry_dsn=settings.sentry_dsn, stderr_level=stderr_level
-    )
+    settings, run_id = start_command(args)
     store = open_store(settings)
     try:
         if args.no_media:
@@ -70,7 +69,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             warn_download_failures(downloads)
         for problem in report.problems:
             warn(problem)
-        summary = run_summary("import", settings, report.run_id or run_id)
+        summary = summary_for("import", settings, report.run_id or run_id)
         summary.add("source", "source", str(directory))
         summary.add_fields(report, IMPORT_LABELS)
         failed = 0

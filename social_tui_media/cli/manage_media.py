@@ -15,7 +15,6 @@ from social_tui_media.cli.output import (
     EXIT_OK,
     UsageError,
     add_verbosity_options,
-    apply_verbosity,
     console,
     fail,
     positive_int,
@@ -27,13 +26,12 @@ from social_tui_media.cli.runs import (
     add_download_lines,
     download_with_progress,
     evict_if_needed,
-    run_summary,
-    where_summary,
+    start_command,
+    summary_for,
 )
 from social_tui_media.jobs.verify import repair_cache, verify_cache
-from social_tui_media.logs import configure_logging
 from social_tui_media.media.cache import MediaCache
-from social_tui_media.settings import Settings, load_settings
+from social_tui_media.settings import Settings
 from social_tui_media.store import open_store
 from social_tui_media.store.interface import (
     AI_STATUSES,
@@ -55,21 +53,21 @@ LIST_COLUMNS = [
 ]
 
 
-SHOW_FIELDS = [
-    ("media_id", "media"),
-    ("post_id", "post"),
-    ("media_type", "type"),
-    ("mime_type", "MIME type"),
-    ("width", "width"),
-    ("height", "height"),
-    ("file_size", "bytes"),
-    ("md5_sum", "MD5"),
-    ("download_status", "download status"),
-    ("local_file_path", "cached file"),
-    ("archive_url", "archive copy"),
-    ("ai_analysis_status", "analysis status"),
-    ("ai_model", "model"),
-]
+SHOW_LABELS = {
+    "media_id": "media",
+    "post_id": "post",
+    "media_type": "type",
+    "mime_type": "MIME type",
+    "width": "width",
+    "height": "height",
+    "file_size": "bytes",
+    "md5_sum": "MD5",
+    "download_status": "download status",
+    "local_file_path": "cached file",
+    "archive_url": "archive copy",
+    "ai_analysis_status": "analysis status",
+    "ai_model": "model",
+}
 
 
 STATS_LABELS = {
@@ -143,7 +141,7 @@ def cmd_list(args, settings: Settings, store: MediaStore) -> int:
         media_type=args.media_type, since=args.since,
     )  # fmt: skip
     rows = store.iter_media(query)  # streamed: a page at a time, whatever the total
-    print_rows(rows, LIST_COLUMNS, "json" if args.json else args.format, title=lambda count: f"{count} media")
+    print_rows(rows, LIST_COLUMNS, output_format(args), title=lambda count: f"{count} media")
     return EXIT_OK
 
 
@@ -152,9 +150,7 @@ def cmd_show(args, settings: Settings, store: MediaStore) -> int:
     if row is None:
         raise UsageError(f"no media with id {args.media_id!r}")
     analysis = row.get("ai_analysis") or {}  # the store hands it over parsed
-    summary = Summary("media")
-    for key, label in SHOW_FIELDS:
-        summary.add(key, label, row.get(key))
+    summary = Summary("media").add_fields(row, SHOW_LABELS)
     summary.add("description", "description", analysis.get("description"))
     summary.add("tags", "tags", analysis.get("tags") or [])
     summary.add("text_in_image", "text in the image", analysis.get("text_in_image"))
@@ -167,7 +163,7 @@ def cmd_stats(args, settings: Settings, store: MediaStore) -> int:
     files, nbytes = MediaCache(settings.cache_dir).usage() if settings.cache_dir.is_dir() else (0, 0)
     by_download = {status: counts["by_download_status"].get(status, 0) for status in DOWNLOAD_STATUSES}
     by_ai = {status: counts["by_ai_status"].get(status, 0) for status in AI_STATUSES}
-    summary = where_summary("stats", settings)
+    summary = summary_for("stats", settings)
     summary.add_fields(counts, {"posts_total": "posts", "media_total": "media"})
     summary.add("by_download_status", "download status", by_download)
     summary.add("download_backlog", "taken by the next download-all", store.download_backlog())
@@ -187,7 +183,7 @@ def cmd_download_all(args, settings: Settings, store: MediaStore) -> int:
         store, settings, retry_failed=args.retry_failed, limit=args.limit, workers=args.workers
     )
     evicted = evict_if_needed(store, settings)
-    summary = run_summary("download-all", settings, args.run_id)
+    summary = summary_for("download-all", settings, args.run_id)
     add_download_lines(summary, report)
     summary.add("files_evicted", "evicted to stay under MEDIA_CACHE_LIMIT", evicted.files_evicted)
     print_summary(summary, output_format(args), args.quiet)
@@ -197,7 +193,7 @@ def cmd_download_all(args, settings: Settings, store: MediaStore) -> int:
 def cmd_verify_cache(args, settings: Settings, store: MediaStore) -> int:
     cache = MediaCache(settings.cache_dir)
     report = verify_cache(store, cache)
-    summary = run_summary("verify-cache", settings, args.run_id)
+    summary = summary_for("verify-cache", settings, args.run_id)
     if args.repair and (report.problems or report.moved or report.misplaced or report.stray):
         with progress_bar("restoring missing and corrupt files") as bar:
             repaired = repair_cache(store, settings, cache, report, progress=bar)
@@ -230,7 +226,7 @@ def cmd_backfill(args, settings: Settings, store: MediaStore) -> int:
         warn(problem)
     for slot in report.missing[:200]:  # the slot key: the URL without its signature
         console.print(f"  {slot.post_id}  {slot.media_type}  {slot.slot_role}  {slot.slot_key}")
-    summary = run_summary("backfill", settings, args.run_id)
+    summary = summary_for("backfill", settings, args.run_id)
     summary.add("dry_run", "dry run (nothing written)", args.dry_run)
     summary.add_fields(report, BACKFILL_LABELS)
     failed = 0
@@ -263,7 +259,7 @@ def cmd_analyze(args, settings: Settings, store: MediaStore) -> int:
                 restored = restore_evicted(store, settings, media_ids, progress=bar)
             for failure in restored.failures:
                 warn(failure)
-    summary = run_summary("analyze", settings, args.run_id)
+    summary = summary_for("analyze", settings, args.run_id)
     summary.add("model", "model", settings.ai_model)
     if args.dry_run:
         rows = store.analysis_candidates(AnalysisQuery(statuses, media_ids))[: args.limit]
@@ -307,7 +303,7 @@ def cmd_archive(args, settings: Settings, store: MediaStore) -> int:
     archive = Archive(settings)
     archive.check_access()  # no bucket, no credentials, missing bucket, denied: exit 2
     plan = plan_archive(store, archivable_rows(store, post_id=args.post_id, media_id=args.media_id))
-    summary = run_summary("archive", settings, args.run_id)
+    summary = summary_for("archive", settings, args.run_id)
     if args.dry_run:
         for group in plan.upload[:100]:
             first = group[0]
@@ -359,14 +355,14 @@ def cmd_setup_bucket(args, settings: Settings) -> int:
     steps = list(Archive(settings).setup_bucket())
     for line in steps:
         console.print(line)
-    summary = where_summary("setup-bucket", settings).add("steps", "done", steps)
+    summary = summary_for("setup-bucket", settings).add("steps", "done", steps)
     print_summary(summary, output_format(args), args.quiet)
     return EXIT_OK
 
 
 def cmd_migrate(args, settings: Settings) -> int:
     url = settings.store_url
-    summary = where_summary("migrate", settings)
+    summary = summary_for("migrate", settings)
     if url.startswith("sqlite:///"):
         open_store(settings).close()
         console.print("SQLite creates and updates its schema on first use: nothing to migrate.")
@@ -486,11 +482,7 @@ COMMANDS = {
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    stderr_level = apply_verbosity(args)
-    settings = load_settings()
-    args.run_id = configure_logging(
-        settings.log_file, sentry_dsn=settings.sentry_dsn, stderr_level=stderr_level
-    )
+    settings, args.run_id = start_command(args)
     if args.command == "migrate":
         return cmd_migrate(args, settings)
     if args.command == "setup-bucket":

@@ -81,7 +81,7 @@ class UsageError(Exception):
 
 def fail(message: str, code: int = EXIT_USAGE) -> int:
     """One red `error:` line; `message` is text, printed as it is."""
-    errors.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, markup=True)
+    errors.print(f"[bold red]error:[/] {escape(message)}", markup=True)
     return code
 
 
@@ -89,7 +89,7 @@ def warn(message: str, even_quiet: bool = False) -> None:
     """One yellow `warning:` line; `message` is text, printed as it is. `even_quiet` for the
     one line that says items failed and what to run: `-q` keeps it."""
     out = errors if even_quiet else console
-    out.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True, markup=True, highlight=False)
+    out.print(f"[yellow]warning:[/] {escape(message)}", markup=True)
 
 
 class BytesColumn(ProgressColumn):

@@ -3,13 +3,15 @@ Shared by both CLIs."""
 
 from __future__ import annotations
 
+import argparse
 from typing import TYPE_CHECKING, Any
 
 from social_tui_media.cli.formats import Summary
-from social_tui_media.cli.output import console, progress_bar, warn
+from social_tui_media.cli.output import apply_verbosity, console, progress_bar, warn
 from social_tui_media.jobs.evict import EvictionReport, evict_lru
+from social_tui_media.logs import configure_logging
 from social_tui_media.media.cache import MediaCache
-from social_tui_media.settings import Settings
+from social_tui_media.settings import Settings, load_settings
 from social_tui_media.store.interface import MediaStore
 
 if TYPE_CHECKING:  # the downloader (requests) loads only for commands that download
@@ -26,19 +28,24 @@ def download_with_progress(store: MediaStore, settings: Settings, **options: Any
     return report
 
 
-def where_summary(command: str, settings: Settings) -> Summary:
-    """A summary that starts by naming the database (no secrets), the cache and the bucket."""
+def start_command(args: argparse.Namespace) -> tuple[Settings, str]:
+    """What every command does first: `-q`/`-v`, the settings, and the log under a new run id
+    (the one the summary, the download_runs row and every log line carry)."""
+    stderr_level = apply_verbosity(args)
+    settings = load_settings()
+    run_id = configure_logging(settings.log_file, sentry_dsn=settings.sentry_dsn, stderr_level=stderr_level)
+    return settings, run_id
+
+
+def summary_for(command: str, settings: Settings, run_id: str | None = None) -> Summary:
+    """A summary that starts by naming the run (for a job), the database (no secrets), the
+    cache and the bucket."""
     summary = Summary(command)
+    if run_id is not None:
+        summary.add("run_id", "run", run_id)
     summary.add("database", "database", settings.database_label)
     summary.add("cache_dir", "cache", str(settings.cache_dir))
     summary.add("bucket", "archive bucket", f"s3://{settings.s3_bucket}" if settings.s3_bucket else None)
-    return summary
-
-
-def run_summary(command: str, settings: Settings, run_id: str) -> Summary:
-    """A job's summary: its run id (the one in the log and in download_runs), then where."""
-    summary = where_summary(command, settings)
-    summary.lines.insert(0, ("run_id", "run", run_id, run_id))
     return summary
 
 
