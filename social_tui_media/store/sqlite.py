@@ -44,6 +44,10 @@ JSON_COLUMNS = ("raw_json", "stats_json", "payload", "ai_analysis", "ai_analysis
 CHUNK = 500  # rows per statement batch; well under SQLite's variable limit
 # Columns read through the same rule as the SQL functions (media_ai_status): NULL is not_started.
 _COLUMN_READ = {"ai_analysis_status": "coalesce(ai_analysis_status, 'not_started')"}
+# Columns added to an existing table after an embedded database was first created: sqlite.sql
+# declares them for new databases; an older file gets them here, before sqlite.sql runs (its
+# indexes may name them). (table, column, declaration), in the order they were added.
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = ()
 
 
 def _cutoff(lease_seconds: int) -> str:
@@ -56,6 +60,19 @@ def _encode(column: str, value):
     if isinstance(value, bool):
         return int(value)
     return value
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Give an existing database the ADDED_COLUMNS it does not have yet (a concurrent opener
+    may add one first: that is not an error)."""
+    for table, column, declaration in ADDED_COLUMNS:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if present and column not in present:
+            try:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc):
+                    raise
 
 
 @contextmanager
@@ -208,6 +225,7 @@ class SQLiteStore(MediaStore):
             self._conn.execute("PRAGMA busy_timeout=60000")
             self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_LIMIT_PAGES}")
             with self._lock:
+                _add_missing_columns(self._conn)
                 self._conn.executescript("BEGIN IMMEDIATE;" + SCHEMA_FILE.read_text() + "COMMIT;")
             self._checkpointer = _Checkpointer(self.path)
             for path in (self.path, *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm"))):
