@@ -38,3 +38,29 @@ def test_keys_are_cleaned_and_non_finite_numbers_become_null():
         "lone surrogates replaced with U+FFFD",
         "NaN/Infinity numbers stored as null",
     )
+
+
+def test_many_shallow_containers_are_not_too_deep():
+    wide = {
+        "full_urn": "urn:li:activity:1",
+        "images": [{"url": f"u{i}", "size": [i, i]} for i in range(MAX_DEPTH)],
+    }
+    cleaned = clean_json(wide)
+    assert cleaned.value == wide and cleaned.changes == () and not cleaned.too_deep
+
+
+def test_text_that_only_looks_like_an_escape_is_kept():
+    post = {"full_urn": "urn:li:activity:1", "text": "a literal \\u0000 and \\ud800 in a code sample"}
+    cleaned = clean_json(post)
+    assert cleaned.value == post and cleaned.changes == ()
+
+
+def test_each_problem_is_found_deep_inside_an_otherwise_clean_post():
+    for bad, change in [
+        ("a\x00b", "NUL characters dropped"),
+        ("a\ud800", "lone surrogates replaced with U+FFFD"),
+    ]:
+        post = {"full_urn": "urn:li:activity:1", "media": {"images": [{"url": "u", "alt": bad}]}}
+        assert clean_json(post).changes == (change,)
+    post = {"full_urn": "urn:li:activity:1", "media": {"images": [{"url": "u", "w": float("nan")}]}}
+    assert clean_json(post).value["media"]["images"][0]["w"] is None

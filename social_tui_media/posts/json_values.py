@@ -10,6 +10,7 @@ can exceed the recursion limit.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -21,6 +22,9 @@ SURROGATES_REPLACED = "lone surrogates replaced with U+FFFD"
 NON_FINITE_NULLED = "NaN/Infinity numbers stored as null"
 _CHANGE_ORDER = (NUL_DROPPED, SURROGATES_REPLACED, NON_FINITE_NULLED)
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# The C encoder refuses NaN/±Infinity, escapes NUL as \u0000 and writes lone surrogates as they
+# are: one pass that finds whether a value needs the walk at all.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, check_circular=False).encode
 
 
 @dataclass(frozen=True)
@@ -46,8 +50,27 @@ def clean_text(text: str) -> str:
 
 
 def clean_json(value: Any, max_depth: int = MAX_DEPTH) -> CleanedJson:
-    """A cleaned copy of a JSON value (text cleaned, keys too; NaN/±Infinity as null), or
-    `too_deep` when containers nest more than `max_depth` levels."""
+    """A JSON value cleaned (text cleaned, keys too; NaN/±Infinity as null): the value itself
+    when nothing needs cleaning, else a cleaned copy; `too_deep` when containers nest more than
+    `max_depth` levels."""
+    if _clean_already(value, max_depth):
+        return CleanedJson(value, ())
+    return _cleaned_copy(value, max_depth)
+
+
+def _clean_already(value: Any, max_depth: int) -> bool:
+    """True when `value` has nothing to clean, told from its C-encoded text: no non-finite
+    number, no NUL, no lone surrogate, and too few containers to nest deeper than allowed.
+    False only sends the value through the walk, which decides."""
+    try:
+        text = _ENCODE(value)
+        text.encode()  # a lone surrogate has no UTF-8: UnicodeEncodeError, a ValueError
+    except (ValueError, TypeError, RecursionError):
+        return False
+    return text.count("{") + text.count("[") <= max_depth and "\\u0000" not in text
+
+
+def _cleaned_copy(value: Any, max_depth: int) -> CleanedJson:
     changes: set[str] = set()
     holder: list[Any] = [None]
     stack: list[tuple[Any, Any, Any, int]] = [(holder, 0, value, 0)]  # (parent, key, value, depth)
