@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from social_tui_media.media.cache import MediaCache
 from social_tui_media.store.interface import MediaStore, make_audit, make_event
@@ -90,7 +91,12 @@ def archive_verified(
 
 
 def remove_cached_file(
-    store: MediaStore, cache: MediaCache, path, rows: list[dict], reason: str, details: dict | None = None
+    store: MediaStore,
+    cache: MediaCache,
+    path: Path,
+    rows: list[dict],
+    reason: str,
+    details: dict | None = None,
 ) -> None:
     """Delete a cached file whose bytes are safe elsewhere: its rows are marked evicted (restored
     from the archive when needed again) and each deletion is written to the audit log first."""
