@@ -64,6 +64,9 @@ class Settings:
     ai_model: str = _from_env("MEDIA_AI_MODEL", "gpt-4o-mini")
     log_file: Path = _from_env("MEDIA_LOG_FILE", Path("log/media.log"))
     sentry_dsn: str | None = _from_env("SENTRY_DSN", secret=True)
+    retention_days: int | None = _from_env("MEDIA_RETENTION_DAYS")  # None: no retention policy
+    archive_transition_days: int = _from_env("MEDIA_ARCHIVE_TRANSITION_DAYS", 90)  # 0: no transition
+    archive_storage_class: str = _from_env("MEDIA_ARCHIVE_STORAGE_CLASS", "GLACIER_IR")
 
     @property
     def store_url(self) -> str:
@@ -102,6 +105,32 @@ def _positive(name: str, raw: str, kind: type) -> int | float:
 
 
 URL_SETTINGS = ("SUPABASE_URL", "AWS_ENDPOINT_URL", "OPENAI_BASE_URL")
+OPTIONAL_COUNTS = ("MEDIA_RETENTION_DAYS",)  # unset means off; set, a whole number above zero
+# S3 storage classes a lifecycle rule may move archive copies to. GLACIER and DEEP_ARCHIVE
+# objects must be restored before a GET: `url`, restores and eviction's checks then wait on it.
+STORAGE_CLASSES = (
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER_IR",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+)
+MIN_IA_DAYS = 30  # S3 refuses a transition to STANDARD_IA or ONEZONE_IA sooner
+
+
+def _transition_days(name: str, raw: str) -> int:
+    """MEDIA_ARCHIVE_TRANSITION_DAYS: days before archive copies change class; 0 turns it off."""
+    if raw == "0":
+        return 0
+    return int(_positive(name, raw, int))
+
+
+def _storage_class(name: str, raw: str) -> str:
+    value = raw.upper()
+    if value not in STORAGE_CLASSES:
+        raise ConfigError(f"{name}={raw!r}: expected one of {', '.join(STORAGE_CLASSES)}")
+    return value
 
 
 def _url(name: str, raw: str) -> str:
@@ -129,6 +158,12 @@ def _parse(name: str, raw: str, default: Any) -> Any:
     """One variable's text as the type of its default."""
     if isinstance(default, bool):
         return raw.lower() in ("1", "true", "yes", "on")
+    if name in OPTIONAL_COUNTS:
+        return _positive(name, raw, int)
+    if name == "MEDIA_ARCHIVE_TRANSITION_DAYS":
+        return _transition_days(name, raw)
+    if name == "MEDIA_ARCHIVE_STORAGE_CLASS":
+        return _storage_class(name, raw)
     if isinstance(default, int | float):
         return _positive(name, raw, type(default))
     if isinstance(default, Path):
@@ -168,6 +203,12 @@ def _check_complete(settings: Settings) -> None:
         folder = Path(url[len("sqlite:///") :]).parent
         if not folder.is_dir():
             raise ConfigError(f"DATABASE_URL names a SQLite file in {folder}, which does not exist")
+    ia = settings.archive_storage_class in ("STANDARD_IA", "ONEZONE_IA")
+    if ia and 0 < settings.archive_transition_days < MIN_IA_DAYS:
+        raise ConfigError(
+            f"MEDIA_ARCHIVE_TRANSITION_DAYS={settings.archive_transition_days}: S3 moves objects to "
+            f"{settings.archive_storage_class} after {MIN_IA_DAYS} days at the earliest"
+        )
     if settings.cache_dir.exists() and not settings.cache_dir.is_dir():
         raise ConfigError(f"MEDIA_CACHE_DIR={str(settings.cache_dir)!r} is a file, not a directory")
 

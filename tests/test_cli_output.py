@@ -83,6 +83,10 @@ STATS_KEYS = [
     "command", "database", "cache_dir", "bucket", "posts_total", "media_total", "by_download_status",
     "download_backlog", "by_ai_status", "expiring_48h", "archived", "evicted", "cache_files", "cache_bytes",
     "cache_limit", "ai_prompt_tokens", "ai_completion_tokens", "ai_cost_usd",
+    # the metrics (issue 16), appended so that scripts reading the keys above keep working
+    "since", "download_success_rate", "cache_hit_rate", "downloads_succeeded", "downloads_failed",
+    "download_mean_ms", "download_p95_ms", "download_bytes_per_second", "download_failures_by_kind",
+    "queue_depth", "s3_objects", "s3_bytes", "s3_monthly_cost_usd",
 ]  # fmt: skip
 
 
@@ -97,6 +101,8 @@ def test_stats_json_has_the_same_keys_in_the_same_order_and_rounded_cost_on_ever
     assert list(stats["by_download_status"]) == ["pending", "downloaded", "failed"]
     assert list(stats["by_ai_status"]) == ["not_started", "started", "completed", "failed"]
     assert stats["ai_cost_usd"] == 0.0112 and stats["by_download_status"]["pending"] == 13
+    assert list(stats["queue_depth"]) == ["download", "text", "analysis", "archive"]
+    assert list(stats["cache_hit_rate"]) == ["window", "all_time"]
 
 
 @pytest.mark.parametrize("store_kind", ["sqlite"])

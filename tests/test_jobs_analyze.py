@@ -274,3 +274,16 @@ def test_an_unreachable_endpoint_never_replaces_a_completed_analysis(store, ai, 
     assert result.returncode == 1 and "consecutive failures" in result.stderr
     after = {r["media_id"]: (r["ai_analysis_status"], r["ai_analysis"]) for r in store.list_media()}
     assert after == {media_id: ("completed", analysis) for media_id, analysis in before.items()}
+
+
+def test_analysing_a_file_marks_it_used_for_eviction(store, ai, samples_dir, served, vision):
+    cached_samples(store, ai, samples_dir)
+    long_ago = "2025-01-01T00:00:00.000000+00:00"
+    for row in store.list_media():
+        store.update_media(row["media_id"], {"cache_used_at": long_ago})
+    report = run(store, ai, limit=2)
+    assert report.completed == 2
+    used = [r for r in store.list_media() if r["cache_used_at"] > long_ago]
+    assert sorted(r["media_id"] for r in used) == sorted(
+        r["media_id"] for r in store.list_media() if r["ai_analysis_status"] == "completed"
+    )

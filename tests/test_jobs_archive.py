@@ -224,8 +224,9 @@ def test_setup_bucket_creates_private_encrypted_bucket_idempotently(s3_env, s3, 
     assert all(block.values()) and len(block) == 4
     rules = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
     assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
-    [lifecycle] = s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]  # added once, not twice
-    assert lifecycle["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+    abort, transition = s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]  # added once, not twice
+    assert abort["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+    assert transition["Transitions"] == [{"Days": 90, "StorageClass": "GLACIER_IR"}]  # the defaults
 
 
 def test_setup_bucket_keeps_the_users_own_lifecycle_rules(s3_env, s3, bucket, tmp_path):

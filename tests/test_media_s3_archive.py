@@ -13,6 +13,7 @@ import stat
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from botocore.exceptions import ClientError
 
 import media_archive  # the root module the spec names
 from social_tui_media.media.s3_archive import (
+    TRANSITION_RULE_ID,
     Archive,
     ArchiveConfigError,
     ArchivedObject,
@@ -313,6 +315,51 @@ def test_setup_bucket_outside_us_east_1_sets_the_location_constraint(endpoint, s
     name = f"setup-eu-{uuid.uuid4().hex[:12]}"
     Archive(make_settings(endpoint, name, region="eu-west-1")).setup_bucket()
     assert s3.get_bucket_location(Bucket=name)["LocationConstraint"] == "eu-west-1"
+
+
+def lifecycle(s3, bucket: str) -> dict[str, dict]:
+    return {rule["ID"]: rule for rule in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
+
+
+def test_setup_bucket_adds_the_lifecycle_rules_keeps_the_users_and_is_idempotent(endpoint, s3, bucket):
+    users = {
+        "ID": "users-own-expiry", "Status": "Enabled", "Filter": {"Prefix": "tmp/"},
+        "Expiration": {"Days": 3},
+    }  # fmt: skip
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [users]})
+    archive = Archive(replace(make_settings(endpoint, bucket), archive_transition_days=120))
+
+    first, second = archive.setup_bucket(), archive.setup_bucket()
+
+    assert first[-1] == "archive copies move to GLACIER_IR after 120 days"
+    assert second[-2:] == [
+        "incomplete multipart uploads already expire",
+        "archive copies move to GLACIER_IR after 120 days (already set)",
+    ]
+    rules = lifecycle(s3, bucket)
+    assert set(rules) == {"users-own-expiry", "social-tui-abort-incomplete-multipart", TRANSITION_RULE_ID}
+    assert rules["users-own-expiry"]["Expiration"] == {"Days": 3}
+    assert rules["social-tui-abort-incomplete-multipart"]["AbortIncompleteMultipartUpload"] == {
+        "DaysAfterInitiation": 7
+    }
+    assert rules[TRANSITION_RULE_ID]["Transitions"] == [{"Days": 120, "StorageClass": "GLACIER_IR"}]
+    assert rules[TRANSITION_RULE_ID]["Filter"] == {"Prefix": "media/"}
+
+
+def test_setup_bucket_follows_a_changed_transition_and_removes_it_at_zero_days(endpoint, s3, bucket):
+    settings = make_settings(endpoint, bucket)
+    Archive(settings).setup_bucket()
+    assert lifecycle(s3, bucket)[TRANSITION_RULE_ID]["Transitions"] == [
+        {"Days": 90, "StorageClass": "GLACIER_IR"}
+    ]
+    moved = Archive(replace(settings, archive_transition_days=30, archive_storage_class="STANDARD_IA"))
+    assert moved.setup_bucket()[-1] == "archive copies move to STANDARD_IA after 30 days"
+    assert lifecycle(s3, bucket)[TRANSITION_RULE_ID]["Transitions"] == [
+        {"Days": 30, "StorageClass": "STANDARD_IA"}
+    ]
+    off = Archive(replace(settings, archive_transition_days=0)).setup_bucket()
+    assert off[-1] == "removed the storage class transition (MEDIA_ARCHIVE_TRANSITION_DAYS=0)"
+    assert set(lifecycle(s3, bucket)) == {"social-tui-abort-incomplete-multipart"}
 
 
 # -- configuration errors -------------------------------------------------------------------

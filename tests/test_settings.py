@@ -38,6 +38,14 @@ def run_stats(tmp_path, **variables: str) -> subprocess.CompletedProcess:
         ({"OPENAI_BASE_URL": "localhost:11434"}, "OPENAI_BASE_URL"),
         ({"DATABASE_URL": "postgresql://u:SECRETPW@127.0.0.1:5432/db?bogus_option=1"}, "DATABASE_URL"),
         ({"DATABASE_URL": "postgresql://[::1"}, "DATABASE_URL"),
+        ({"MEDIA_RETENTION_DAYS": "0"}, "MEDIA_RETENTION_DAYS"),
+        ({"MEDIA_RETENTION_DAYS": "ninety"}, "MEDIA_RETENTION_DAYS"),
+        ({"MEDIA_ARCHIVE_STORAGE_CLASS": "TAPE"}, "MEDIA_ARCHIVE_STORAGE_CLASS"),
+        ({"MEDIA_ARCHIVE_TRANSITION_DAYS": "-1"}, "MEDIA_ARCHIVE_TRANSITION_DAYS"),
+        (
+            {"MEDIA_ARCHIVE_TRANSITION_DAYS": "7", "MEDIA_ARCHIVE_STORAGE_CLASS": "STANDARD_IA"},
+            "MEDIA_ARCHIVE_TRANSITION_DAYS",
+        ),
     ],
 )
 def test_bad_settings_are_one_line_and_exit_2(tmp_path, variables, named):

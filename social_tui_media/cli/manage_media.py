@@ -29,16 +29,20 @@ from social_tui_media.cli.runs import (
     start_command,
     summary_for,
 )
+from social_tui_media.jobs.metrics import PipelineFigures, pipeline_figures
 from social_tui_media.jobs.verify import repair_cache, verify_cache
 from social_tui_media.media.cache import MediaCache
 from social_tui_media.settings import Settings
 from social_tui_media.store import open_store
 from social_tui_media.store.interface import (
     AI_STATUSES,
+    COST_GROUPS,
     DOWNLOAD_STATUSES,
     AnalysisQuery,
+    AuditQuery,
     MediaQuery,
     MediaStore,
+    make_audit,
 )
 
 LIST_COLUMNS = [
@@ -105,6 +109,29 @@ ARCHIVE_LABELS = {
     "failed": "failed",
     "bytes": "bytes uploaded",
 }
+AUDIT_COLUMNS = [
+    "audit_id", "occurred_at", "actor_user", "actor_host", "action", "reason", "media_id", "target",
+]  # fmt: skip
+RETAIN_LABELS = {
+    "retention_days": "MEDIA_RETENTION_DAYS",
+    "cutoff": "posts older than",
+    "dry_run": "dry run (nothing removed)",
+    "files_removed": "files removed",
+    "rows_evicted": "rows marked evicted",
+    "bytes_freed": "bytes freed",
+    "kept_without_archive": "old files kept: no verified archive copy",
+    "outside_cache": "rows pointing outside the cache (never touched)",
+}
+DOWNLOAD_FIGURES = {  # DownloadFigures field -> (stats key, label, how a person reads it)
+    "success_rate": ("download_success_rate", "download success rate", "percent"),
+    "cache_hit_rate": ("cache_hit_rate", "cache hit rate (served without HTTP)", "percent"),
+    "succeeded": ("downloads_succeeded", "slots downloaded or reused", "count"),
+    "failed": ("downloads_failed", "downloads failed", "count"),
+    "mean_ms": ("download_mean_ms", "mean download time (ms)", "ms"),
+    "p95_ms": ("download_p95_ms", "95th percentile download time (ms)", "ms"),
+    "bytes_per_second": ("download_bytes_per_second", "download throughput (bytes/s)", "count"),
+    "failures_by_kind": ("download_failures_by_kind", "failed downloads by kind", "kinds"),
+}
 VERIFY_LABELS = {
     "rows_checked": "rows checked",
     "files_checked": "files re-hashed",
@@ -159,6 +186,17 @@ def cmd_show(args, settings: Settings, store: MediaStore) -> int:
 
 
 def cmd_stats(args, settings: Settings, store: MediaStore) -> int:
+    from social_tui_media.jobs.metrics import cost_groups, window_start
+
+    since = window_start(args.since)
+    if args.by:  # a listing: one row per month, post or author
+        rows = cost_groups(store, args.by, since)
+        columns = [args.by, "analyses", "prompt_tokens", "completion_tokens", "cost_usd", "analyses_since",
+                   "cost_usd_since"]  # fmt: skip
+        print_rows(
+            rows, columns, output_format(args), title=f"analysis cost by {args.by} (since: from {since})"
+        )
+        return EXIT_OK
     counts = store.media_counts()
     files, nbytes = MediaCache(settings.cache_dir).usage() if settings.cache_dir.is_dir() else (0, 0)
     by_download = {status: counts["by_download_status"].get(status, 0) for status in DOWNLOAD_STATUSES}
@@ -174,7 +212,77 @@ def cmd_stats(args, settings: Settings, store: MediaStore) -> int:
     summary.add("cache_limit", "cache limit (bytes)", settings.cache_limit)
     summary.add_fields(counts, ANALYSIS_TOTAL_LABELS)
     summary.add("ai_cost_usd", "analysis cost (estimated USD)", float(counts["ai_cost_usd"]))
+    add_pipeline_lines(summary, pipeline_figures(store, since), since)
     print_summary(summary, output_format(args), args.quiet)
+    return EXIT_OK
+
+
+def add_pipeline_lines(summary: Summary, figures: PipelineFigures, since: str) -> None:
+    """The spec's metrics, each over the window and over all time, after the counts (new keys
+    are appended: scripts reading `stats --json` keep their keys and order)."""
+    summary.add("since", "window starts (UTC day)", since)
+    for name, (key, label, unit) in DOWNLOAD_FIGURES.items():
+        value = {"window": getattr(figures.window, name), "all_time": getattr(figures.all_time, name)}
+        shown = (
+            f"since {since}: {_figure(value['window'], unit)}; all time: {_figure(value['all_time'], unit)}"
+        )
+        summary.add(key, label, value, shown)
+    summary.add("queue_depth", "waiting per stage", figures.queue_depth)
+    summary.add("s3_objects", "archive objects in S3", figures.s3_objects)
+    summary.add("s3_bytes", "archive bytes in S3", figures.s3_bytes)
+    summary.add("s3_monthly_cost_usd", "S3 storage per month (estimated USD)", figures.s3_monthly_cost_usd)
+
+
+def _figure(value, unit: str) -> str:
+    if value is None:
+        return "none"
+    if unit == "percent":
+        return f"{value:.1%}"
+    if unit == "ms":
+        return f"{value:,.0f} ms"
+    if unit == "kinds":
+        return ", ".join(f"{kind} {count:,}" for kind, count in value.items()) or "none"
+    return f"{value:,.0f}"
+
+
+def cmd_audit(args, settings: Settings, store: MediaStore) -> int:
+    rows = store.iter_audit(AuditQuery(since=args.since, media_id=args.media_id))
+    print_rows(rows, AUDIT_COLUMNS, output_format(args), title=lambda count: f"{count} audit entries")
+    return EXIT_OK
+
+
+def cmd_retain(args, settings: Settings, store: MediaStore) -> int:
+    from social_tui_media.jobs.retain import apply_retention
+
+    summary = summary_for("retain", settings, args.run_id)
+    if settings.retention_days is None:
+        console.print("MEDIA_RETENTION_DAYS is not set: no retention policy applies, nothing was removed.")
+        summary.add("retention_days", "MEDIA_RETENTION_DAYS", None)
+        print_summary(summary, output_format(args), args.quiet)
+        return EXIT_OK
+    check = None
+    if settings.s3_bucket:  # the archive copy is verified (HEAD: size and MD5) before a file goes
+        from social_tui_media.jobs.archive import archive_verifier
+
+        check = archive_verifier(settings)
+    else:
+        warn("AWS_S3_BUCKET is not set: retention never removes the only copy of a file, so nothing goes")
+    report = apply_retention(
+        store, MediaCache(settings.cache_dir), settings.retention_days, check, dry_run=args.dry_run
+    )
+    for path in report.files[:100]:
+        console.print(f"  {'would remove' if args.dry_run else 'removed'}  {path}")
+    labels = dict(RETAIN_LABELS)
+    if args.dry_run:
+        labels.update(files_removed="files that would be removed", rows_evicted="rows that would be marked evicted",
+                      bytes_freed="bytes that would be freed")  # fmt: skip
+    summary.add_fields(report, labels)
+    print_summary(summary, output_format(args), args.quiet)
+    if report.kept_without_archive and settings.s3_bucket:
+        warn(
+            f"{report.kept_without_archive} old files have no verified archive copy and were kept: "
+            "run `python manage_media.py archive --all`"
+        )
     return EXIT_OK
 
 
@@ -345,6 +453,14 @@ def cmd_url(args, settings: Settings, store: MediaStore) -> int:
         url = Archive(settings).presigned_url(row["archive_url"], args.expires)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    # Recorded before it is handed out: a link the audit log does not hold is never printed.
+    store.append_audit(
+        [
+            make_audit(
+                "presigned_url", "url", args.media_id, row["archive_url"], {"expires_seconds": args.expires}
+            )
+        ]
+    )
     print(url)
     return EXIT_OK
 
@@ -425,7 +541,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("show", "one media row with its analysis: description, tags, text in the image")
     p.add_argument("media_id", metavar="MEDIA_ID")
 
-    command("stats", "counts by status, cache usage, expiring URLs, analysis cost")
+    p = command("stats", "counts by status, download and cache metrics, queues, storage, costs")
+    p.add_argument("--since", type=iso_date, help="the window's first UTC day (default: 7 days ago)")
+    p.add_argument("--by", choices=COST_GROUPS, help="list analysis cost by month, post or author instead")
+
+    p = command("audit", "list the audit log: presigned URLs, exports, deleted files (who, when, why)")
+    p.add_argument("--since", type=iso_date, help="entries on or after YYYY-MM-DD (UTC)")
+    p.add_argument("--media-id", help="entries about one media row")
+
+    p = command(
+        "retain", "apply MEDIA_RETENTION_DAYS: remove old posts' files that have a verified archive copy"
+    )
+    p.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
 
     p = command("download-all", "download every pending media slot (and retry transient failures)")
     p.add_argument("--retry-failed", action="store_true", help="also retry permanent failures (403/404/410)")
@@ -478,6 +605,8 @@ COMMANDS = {
     "analyze": cmd_analyze,
     "archive": cmd_archive,
     "url": cmd_url,
+    "audit": cmd_audit,
+    "retain": cmd_retain,
 }
 
 

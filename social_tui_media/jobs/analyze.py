@@ -30,6 +30,7 @@ from social_tui_media.store.interface import (
     make_event,
     requeue_for_download,
 )
+from social_tui_media.store.usage import UsageRecorder
 
 log = logging.getLogger(__name__)
 RELEASED = "ai_analysis_released"
@@ -189,17 +190,23 @@ def analyze_pending(
         progress.expect(len(candidates) if limit is None else min(limit, len(candidates)))
     next_claim = _claimer(store, statuses, media_ids, limit, lease_seconds, model, dead, candidates)
 
+    used = UsageRecorder(store)  # each analysed file was read: eviction keeps it longer
+
     def work() -> None:
         me = worker_id()
         while not breaker.open and (claimed := next_claim(me)):
             outcome = analyse_row(store, client, model, claimed, retry_policy, breaker)
+            used.touch(claimed["media_id"])
             report.add(outcome, store.finish_analysis(me, outcome))
             if progress:
                 progress.advance(1, 0)
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="analyze") as pool:
-        for future in [pool.submit(work) for _ in range(workers)]:
-            future.result()
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="analyze") as pool:
+            for future in [pool.submit(work) for _ in range(workers)]:
+                future.result()
+    finally:
+        used.close()
     if breaker.open:
         left = len(store.analysis_candidates(queue))
         endpoint = settings.openai_base_url or "https://api.openai.com/v1"

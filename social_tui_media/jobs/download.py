@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from social_tui_media.jobs import Progress
@@ -92,8 +92,9 @@ class DownloadReport:
 @dataclass(frozen=True)
 class Obtained:
     cached: CachedMedia
-    source: str  # http | cache | legacy | archive
+    source: str  # http | cache | legacy | archive (| shared: another slot's fetch served it)
     attempts: int
+    duration_ms: int = 0  # how long obtaining it took (stats: download times and throughput)
 
 
 def _group_by_slot(rows: list[dict]) -> list[list[dict]]:
@@ -117,7 +118,12 @@ class Downloader:
         self.restorer = restorer
 
     def obtain(self, group: list[dict]) -> Obtained:
-        """The group's file, the cheapest way: cache, legacy file, archive, then HTTP."""
+        """The group's file, the cheapest way (cache, legacy file, archive, then HTTP), timed."""
+        started = time.monotonic()
+        obtained = self._obtain(group)
+        return replace(obtained, duration_ms=round((time.monotonic() - started) * 1000))
+
+    def _obtain(self, group: list[dict]) -> Obtained:
         for row in group:
             known = row.get("md5_sum") and self.cache.find(row["md5_sum"])
             if known and row.get("file_size") in (None, known.stat().st_size):
@@ -154,7 +160,7 @@ def success_outcome(row: dict, obtained: Obtained) -> DownloadOutcome:
     details = {
         "md5_sum": c.md5_sum, "file_size": c.file_size, "mime_type": c.mime_type,
         "width": c.width, "height": c.height, "source": obtained.source,
-        "attempts": obtained.attempts,
+        "attempts": obtained.attempts, "duration_ms": obtained.duration_ms,
     }  # fmt: skip
     if c.duration_seconds is not None:
         details["duration_seconds"] = round(c.duration_seconds, 3)
@@ -404,4 +410,6 @@ def _settle(future: Future, group: list[dict], report: DownloadReport, progress)
         )
     if progress:
         progress.advance(len(group), obtained.cached.file_size if obtained.source == "http" else 0)
-    return [success_outcome(row, obtained) for row in group]
+    # One HTTP fetch serves the whole group: the other slots count as served without a request.
+    shared = replace(obtained, source="shared", attempts=0) if obtained.source == "http" else obtained
+    return [success_outcome(row, obtained if i == 0 else shared) for i, row in enumerate(group)]

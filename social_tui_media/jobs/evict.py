@@ -7,9 +7,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from social_tui_media.media.cache import MediaCache
-from social_tui_media.store.interface import MediaStore, make_event
+from social_tui_media.store.interface import MediaStore, make_audit, make_event
 from social_tui_media.store.rows import utc_now
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,11 @@ def forget_archive_copy(store: MediaStore, row: dict, reason: str) -> None:
     )
 
 
-def _archive_verified(store: MediaStore, rows: list[dict], check: ArchiveCheck | None) -> bool:
-    """Whether one of these rows has an archive copy that verifies right now."""
+def archive_verified(
+    store: MediaStore, rows: list[dict], check: ArchiveCheck | None, forget: bool = True
+) -> bool:
+    """Whether one of these rows has an archive copy that verifies right now; a copy that
+    definitely does not is forgotten on its row (unless `forget` is False: a dry run)."""
     for row in rows:
         if not (row.get("archive_url") and row.get("archived_at")) or check is None:
             continue
@@ -70,6 +74,8 @@ def _archive_verified(store: MediaStore, rows: list[dict], check: ArchiveCheck |
                 return True
         except Exception as error:  # noqa: BLE001 - unreachable archive: keep the file, change nothing
             log.warning("cannot verify archive copy: %s", error, extra={"media_id": row["media_id"]})
+            continue
+        if not forget:
             continue
         log.warning(
             "archive copy %s does not verify; forgetting it",
@@ -82,6 +88,24 @@ def _archive_verified(store: MediaStore, rows: list[dict], check: ArchiveCheck |
             make_event("media_archive_invalid", "failed", {"archive_url": row["archive_url"]}),
         )
     return False
+
+
+def remove_cached_file(
+    store: MediaStore,
+    cache: MediaCache,
+    path: Path,
+    rows: list[dict],
+    reason: str,
+    details: dict | None = None,
+) -> None:
+    """Delete a cached file whose bytes are safe elsewhere: its rows are marked evicted (restored
+    from the archive when needed again) and each deletion is written to the audit log first."""
+    store.append_audit(
+        [make_audit("file_deleted", reason, row["media_id"], str(path), details) for row in rows]
+    )
+    cache.remove(path)
+    for row in rows:
+        store.update_media(row["media_id"], {"evicted_at": utc_now()})
 
 
 def evict_lru(
@@ -105,16 +129,14 @@ def evict_lru(
             continue
         if not path.is_file():
             continue
-        if not force and not _archive_verified(store, cached.rows, archive_check):
+        if not force and not archive_verified(store, cached.rows, archive_check):
             report.kept_without_archive += 1
             continue
         size = path.stat().st_size
-        cache.remove(path)
+        remove_cached_file(store, cache, path, cached.rows, "eviction", {"cache_limit": limit_bytes})
         total -= size
         report.files_evicted += 1
         report.bytes_freed += size
-        for row in cached.rows:
-            store.update_media(row["media_id"], {"evicted_at": utc_now()})
         log.info("evicted %s (%d bytes)", path.name, size)
     if total > limit_bytes and report.kept_without_archive:
         log.warning(

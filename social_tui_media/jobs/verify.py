@@ -12,7 +12,7 @@ from pathlib import Path
 from social_tui_media.jobs import Progress
 from social_tui_media.media.cache import MediaCache, MediaRejected, calculate_md5
 from social_tui_media.settings import Settings
-from social_tui_media.store.interface import MediaStore, requeue_for_download
+from social_tui_media.store.interface import MediaStore, make_audit, requeue_for_download
 
 log = logging.getLogger(__name__)
 STRAY_AGE_SECONDS = 3600
@@ -143,8 +143,10 @@ def stray_files(cache: MediaCache, rows: list[dict], min_age: float = STRAY_AGE_
     )
 
 
-def remove_strays(cache: MediaCache, report: VerifyReport) -> int:
-    """Delete the stray files a verification found; returns how many."""
+def remove_strays(store: MediaStore, cache: MediaCache, report: VerifyReport) -> int:
+    """Delete the stray files a verification found, each audited; returns how many."""
+    if report.stray:
+        store.append_audit([make_audit("file_deleted", "repair_stray", None, str(p)) for p in report.stray])
     for path in report.stray:
         log.warning("removing stray cache file %s (no row points at it)", path.name)
         cache.remove(path)
@@ -154,6 +156,13 @@ def remove_strays(cache: MediaCache, report: VerifyReport) -> int:
 def mark_for_refetch(store: MediaStore, cache: MediaCache, report: VerifyReport) -> list[str]:
     """Remove corrupt files, point moved rows at their file, and queue broken rows again."""
     corrupt_paths = {cache.confined(r["local_file_path"]) for r in report.corrupt if r.get("local_file_path")}
+    audited = [
+        make_audit("file_deleted", "repair_corrupt", r["media_id"], str(cache.confined(r["local_file_path"])))
+        for r in report.corrupt
+        if cache.confined(r.get("local_file_path"))
+    ]
+    if audited:
+        store.append_audit(audited)
     for path in corrupt_paths - {None}:  # a corrupt file of the older scripts' cache is left as it is
         log.warning("removing corrupt cached file %s", path.name)
         cache.remove(path)
@@ -188,7 +197,7 @@ def repair_cache(
     corrupt ones are restored from the archive or downloaded again."""
     from social_tui_media.jobs.download import download_pending  # requests loads only when repairing
 
-    repaired = RepairReport(remove_strays(cache, report), adopt_misplaced(store, cache, report))
+    repaired = RepairReport(remove_strays(store, cache, report), adopt_misplaced(store, cache, report))
     queued = mark_for_refetch(store, cache, report)
     if queued:
         downloads = download_pending(store, settings, media_ids=queued, retry_failed=True, progress=progress)

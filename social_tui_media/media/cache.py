@@ -318,9 +318,11 @@ def find_cached_by_md5(md5_sum: str) -> Path | None:
 def cached_media(post_id: str | None = None, url: str | None = None, store: Any = None) -> CachedFile | None:
     """The TUI's hook: the cached file of a post's first media (`post_id`) or of a media URL as
     the TUI has it, under any of its signatures (`url`), or None. Never fetches anything; one
-    database read (pass an open `store` to reuse its connection, else one is opened)."""
+    database read (pass an open `store` to reuse its connection, else one is opened). A file
+    found counts as used (batched: see `store.usage`), so eviction keeps what the TUI shows."""
     from social_tui_media.store import open_store
     from social_tui_media.store.interface import slot_key
+    from social_tui_media.store.usage import usage_recorder
 
     settings = load_settings()
     own = store is None
@@ -332,6 +334,7 @@ def cached_media(post_id: str | None = None, url: str | None = None, store: Any 
             store.close()
     if row is None or not Path(row["local_file_path"]).is_file():
         return None
+    usage_recorder(settings).touch(row["media_id"])  # a read: eviction follows last use
     thumbnail = settings.cache_dir / THUMBS / f"{row['md5_sum']}.webp"
     return CachedFile(
         row["media_id"], row["post_id"], Path(row["local_file_path"]), row.get("mime_type"), row.get("md5_sum"),

@@ -57,6 +57,8 @@ DEFAULT_MULTIPART_THRESHOLD = 8 * MIB
 DEFAULT_MULTIPART_CHUNKSIZE = 8 * MIB
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4 limit
 ABORT_INCOMPLETE_DAYS = 7
+TRANSITION_RULE_ID = "social-tui-archive-transition"
+ARCHIVE_PREFIX = "media/"  # generate_s3_key's keys
 _READ_BLOCK = MIB
 
 _NO_BUCKET = "AWS_S3_BUCKET is not set: set it in .env to the archive bucket's name"
@@ -187,6 +189,7 @@ class Archive:
     ) -> None:
         self._bucket = settings.s3_bucket
         self._endpoint_url = settings.s3_endpoint_url
+        self._transition = (settings.archive_transition_days, settings.archive_storage_class)
         self._threshold = multipart_threshold
         self._chunksize = multipart_chunksize
         self._upload_attempts = upload_attempts
@@ -273,6 +276,12 @@ class Archive:
                     "lifecycle rules",
                     "abort stale multipart uploads by hand",
                 ),
+                self._unless_unsupported(
+                    self._ensure_transition,
+                    bucket,
+                    "lifecycle transitions",
+                    "older archive copies stay in their storage class",
+                ),
             ]
         except (BotoCoreError, ClientError) as exc:
             raise self._config_error(exc, bucket) from exc
@@ -348,6 +357,46 @@ class Archive:
             Bucket=bucket, LifecycleConfiguration={"Rules": [*rules, rule]}
         )
         return f"incomplete multipart uploads now expire after {ABORT_INCOMPLETE_DAYS} days"
+
+    def _lifecycle_rules(self, bucket: str) -> list[dict]:
+        return self._current(
+            lambda: self._client.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"],
+            "NoSuchLifecycleConfiguration",
+            [],
+        )
+
+    def _ensure_transition(self, bucket: str) -> str:
+        """A lifecycle rule moving archive copies older than MEDIA_ARCHIVE_TRANSITION_DAYS to
+        MEDIA_ARCHIVE_STORAGE_CLASS (ours by its ID: updated when the settings change, removed
+        when the days are 0); the bucket's other rules are kept as they are."""
+        days, storage_class = self._transition
+        rules = self._lifecycle_rules(bucket)
+        others = [rule for rule in rules if rule.get("ID") != TRANSITION_RULE_ID]
+        ours = next((rule for rule in rules if rule.get("ID") == TRANSITION_RULE_ID), None)
+        if days == 0:
+            if ours is None:
+                return "no storage class transition (MEDIA_ARCHIVE_TRANSITION_DAYS=0)"
+            self._put_lifecycle(bucket, others)
+            return "removed the storage class transition (MEDIA_ARCHIVE_TRANSITION_DAYS=0)"
+        wanted = {
+            "ID": TRANSITION_RULE_ID,
+            "Status": "Enabled",
+            "Filter": {"Prefix": ARCHIVE_PREFIX},
+            "Transitions": [{"Days": days, "StorageClass": storage_class}],
+        }
+        done = f"archive copies move to {storage_class} after {days} days"
+        if ours is not None and _same_transition(ours, wanted):
+            return f"{done} (already set)"
+        self._put_lifecycle(bucket, [*others, wanted])
+        return done
+
+    def _put_lifecycle(self, bucket: str, rules: list[dict]) -> None:
+        if rules:
+            self._client.put_bucket_lifecycle_configuration(
+                Bucket=bucket, LifecycleConfiguration={"Rules": rules}
+            )
+        else:
+            self._client.delete_bucket_lifecycle(Bucket=bucket)
 
     def _ensure_public_access_block(self, bucket: str) -> str:
         wanted = {
@@ -712,6 +761,17 @@ class Archive:
 
 
 # -- the spec's module-level functions, on the archive the environment configures --------
+
+
+def _same_transition(rule: dict, wanted: dict) -> bool:
+    """Whether a stored lifecycle rule already says what `wanted` says (S3 may add fields)."""
+    transitions = [(t.get("Days"), t.get("StorageClass")) for t in rule.get("Transitions", [])]
+    prefix = rule.get("Filter", {}).get("Prefix", rule.get("Prefix"))
+    return (
+        rule.get("Status") == "Enabled"
+        and prefix == wanted["Filter"]["Prefix"]
+        and transitions == [(t["Days"], t["StorageClass"]) for t in wanted["Transitions"]]
+    )
 
 
 def upload_to_s3(local_path: Path, media_id: str) -> str:

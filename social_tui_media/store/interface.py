@@ -6,7 +6,9 @@ Never imports a back end: `social_tui_media.store.open_store` chooses one.
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 import socket
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
@@ -22,6 +24,8 @@ AI_STATUSES = ("not_started", "started", "completed", "failed")
 DOWNLOAD_LEASE_SECONDS = 15 * 60
 ANALYSIS_LEASE_SECONDS = 10 * 60
 PAGE_ROWS = 1000  # rows a store reads per page (PostgREST's default db-max-rows: one response's most)
+AUDIT_ACTIONS = ("presigned_url", "export", "file_deleted")
+COST_GROUPS = ("month", "post", "author")  # what `analysis_costs` sums by
 
 
 class StoreError(Exception):
@@ -159,6 +163,36 @@ class MediaQuery:
                 raise ValueError(f"since={self.since!r} is not a date like 2025-11-01") from None
 
 
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of the append-only audit log: who (OS user and host) did what to which media,
+    and why; the database stamps when. `action` is one of AUDIT_ACTIONS; `reason` says why
+    (eviction, retention, repair_corrupt, repair_stray, a command's name)."""
+
+    action: str
+    actor_user: str
+    actor_host: str
+    media_id: str | None = None
+    target: str | None = None  # what was handed out or deleted: an s3:// URL, a cache path, a folder
+    reason: str | None = None
+    details: dict | None = None
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Which audit entries to list, oldest first; every filter given must hold."""
+
+    since: str | None = None  # YYYY-MM-DD: entries on or after that UTC day
+    media_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.since is not None:
+            try:
+                date.fromisoformat(self.since)
+            except (TypeError, ValueError):
+                raise ValueError(f"since={self.since!r} is not a date like 2025-11-01") from None
+
+
 @dataclass
 class RunCounts:
     posts_processed: int = 0
@@ -238,6 +272,34 @@ class MediaStore(Protocol):
     def media_counts(self) -> dict:
         """media_total, posts_total, by_download_status and by_ai_status (statuses with rows
         only), archived, evicted, expiring_48h and the analysis totals."""
+
+    def mark_used(self, media_ids: list[str]) -> int:
+        """Mark these rows' cached files read now (`cache_used_at`), in one write: eviction
+        follows last use. Returns how many rows were marked."""
+
+    def append_audit(self, entries: list[AuditEntry]) -> int:
+        """Add entries to the append-only audit log (the database stamps the time); no
+        operation of the store updates or deletes them. Returns how many were written."""
+
+    def iter_audit(self, query: AuditQuery) -> Iterator[dict]:
+        """The audit entries `query` matches, oldest first, a page at a time."""
+
+    def download_metrics(self, since: str | None = None) -> dict:
+        """From the rows' download events at or after `since` (ISO-8601 UTC; None: all time):
+        succeeded, failed, served_without_http, http_timed, http_ms, http_bytes, p95_ms (nearest
+        rank over timed HTTP fetches; None without any) and failures_by_kind."""
+
+    def stage_counts(self) -> dict:
+        """What each stage has waiting now (download, analysis, archive) and the archive's
+        s3_objects and s3_bytes, one count per archive copy."""
+
+    def analysis_costs(self, by: str, since: str | None = None) -> list[dict]:
+        """Completed analyses at or after `since` summed by `by` (one of COST_GROUPS), in key
+        order: {group_key, analyses, prompt_tokens, completion_tokens, cost_usd}."""
+
+    def retention_candidates(self, cutoff_at: str) -> Iterator[dict]:
+        """Cached rows of posts older than `cutoff_at` (posted then, else first seen then) whose
+        bytes no younger post's cached row shares, in (md5_sum, media_id) order, paged."""
 
     def close(self) -> None: ...
 
@@ -335,6 +397,36 @@ def analysis_claim_order(row: dict) -> tuple:
 def media_order(row: dict) -> tuple:
     """The key `iter_media` lists rows in: by post, then the post's own order."""
     return (row["post_id"], row["position"], row["media_id"])
+
+
+def day_start_iso(day: str | None) -> str | None:
+    """`YYYY-MM-DD` as the ISO-8601 UTC text its day starts at (the stores' timestamp form)."""
+    if day is None:
+        return None
+    return datetime.combine(date.fromisoformat(day), time(), tzinfo=UTC).isoformat(timespec="microseconds")
+
+
+def audit_actor() -> tuple[str, str]:
+    """Who is acting: the OS user (USER/LOGNAME, else the uid) and the host."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        user = f"uid:{os.getuid()}"
+    return user, socket.gethostname()
+
+
+def make_audit(
+    action: str,
+    reason: str | None = None,
+    media_id: str | None = None,
+    target: str | None = None,
+    details: dict | None = None,
+) -> AuditEntry:
+    """An audit entry by this process's user on this host."""
+    if action not in AUDIT_ACTIONS:
+        raise ValueError(f"audit action {action!r}: expected one of {', '.join(AUDIT_ACTIONS)}")
+    user, host = audit_actor()
+    return AuditEntry(action, user, host, media_id, target, reason, details)
 
 
 def make_event(event: str, status: str = "success", details: dict | None = None, **extra) -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 from social_tui_media.ids import PREFIX_POST, PREFIX_RUN, generate_aws_id
@@ -20,6 +21,8 @@ from social_tui_media.store.interface import (
     AnalysisClaim,
     AnalysisOutcome,
     AnalysisQuery,
+    AuditEntry,
+    AuditQuery,
     DownloadClaim,
     DownloadOutcome,
     MediaQuery,
@@ -29,6 +32,7 @@ from social_tui_media.store.interface import (
     RunCounts,
     UpsertedMedia,
     analysis_claim_order,
+    day_start_iso,
     day_start_ms,
     download_claim_order,
     media_pages,
@@ -229,6 +233,57 @@ class SqlFunctionStore(MediaStore, ABC):
         counts = dict(self._call("media_counts", {}))
         counts["ai_cost_usd"] = float(counts["ai_cost_usd"])
         return counts
+
+    # use, audit, metrics, retention -----------------------------------------------------
+
+    def mark_used(self, media_ids: list[str]) -> int:
+        ids = list(dict.fromkeys(media_ids))
+        return sum(self._call("media_mark_used", {"p_media_ids": chunk}) for chunk in chunks(ids))
+
+    def append_audit(self, entries: list[AuditEntry]) -> int:
+        rows = [vars(e) for e in entries]
+        return sum(self._call("media_append_audit", {"p_rows": chunk}) for chunk in chunks(rows))
+
+    def iter_audit(self, query: AuditQuery) -> Iterator[dict]:
+        params = {"p_since": day_start_iso(query.since), "p_media_id": query.media_id, "p_limit": PAGE_ROWS}
+        after = None
+        while True:
+            page = self._call("media_audit_list", {**params, "p_after": after})
+            yield from page
+            if len(page) < PAGE_ROWS:
+                return
+            after = page[-1]["audit_id"]
+
+    def download_metrics(self, since: str | None = None) -> dict:
+        return dict(self._call("media_download_metrics", {"p_since": since}))
+
+    def stage_counts(self) -> dict:
+        return dict(self._call("media_stage_counts", {}))
+
+    def analysis_costs(self, by: str, since: str | None = None) -> list[dict]:
+        rows: list[dict] = []
+        while True:
+            params = {"p_by": by, "p_since": since, "p_limit": PAGE_ROWS}
+            page = self._call(
+                "media_analysis_costs", {**params, "p_after": rows[-1]["group_key"] if rows else None}
+            )
+            rows += page
+            if len(page) < PAGE_ROWS:
+                return [{**r, "cost_usd": float(r["cost_usd"])} for r in rows]
+
+    def retention_candidates(self, cutoff_at: str) -> Iterator[dict]:
+        cutoff_ms = int(datetime.fromisoformat(cutoff_at).timestamp() * 1000)
+        params = {"p_cutoff_ms": cutoff_ms, "p_cutoff_at": cutoff_at, "p_limit": PAGE_ROWS}
+        after: tuple[str | None, str | None] = (None, None)
+        while True:
+            page = self._call(
+                "media_retention_candidates",
+                {**params, "p_after_md5": after[0], "p_after_media_id": after[1]},
+            )
+            yield from page
+            if len(page) < PAGE_ROWS:
+                return
+            after = (page[-1]["md5_sum"], page[-1]["media_id"])
 
     # helpers ----------------------------------------------------------------------------
 

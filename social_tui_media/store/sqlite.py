@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sqlite3
 import threading
@@ -19,6 +20,8 @@ from social_tui_media.store.interface import (
     AnalysisClaim,
     AnalysisOutcome,
     AnalysisQuery,
+    AuditEntry,
+    AuditQuery,
     DownloadClaim,
     DownloadOutcome,
     MediaQuery,
@@ -29,6 +32,7 @@ from social_tui_media.store.interface import (
     StoreError,
     StoreFull,
     UpsertedMedia,
+    day_start_iso,
     day_start_ms,
     download_claim_order,
     media_pages,
@@ -638,6 +642,183 @@ class SQLiteStore(MediaStore):
     def media_counts(self) -> dict:
         with self._lock, _sqlite_errors(self.path):
             return _counts(self._conn)
+
+    # use, audit, metrics, retention -----------------------------------------------------
+
+    def mark_used(self, media_ids: list[str]) -> int:
+        now, marked = utc_now(), 0
+        with self._transaction() as conn:
+            for chunk in _chunks(list(dict.fromkeys(media_ids))):
+                marked += conn.execute(
+                    f"""UPDATE post_media SET cache_used_at = ?
+                         WHERE media_id IN ({",".join("?" * len(chunk))})
+                           AND (cache_used_at IS NULL OR cache_used_at < ?)""",
+                    [now, *chunk, now],
+                ).rowcount
+        return marked
+
+    def append_audit(self, entries: list[AuditEntry]) -> int:
+        with self._transaction() as conn:
+            conn.executemany(
+                """INSERT INTO media_audit (actor_user, actor_host, action, media_id, target, reason, details)
+                   VALUES (?,?,?,?,?,?,?)""",
+                [
+                    (e.actor_user, e.actor_host, e.action, e.media_id, e.target, e.reason,
+                     None if e.details is None else json.dumps(e.details, separators=(",", ":")))
+                    for e in entries
+                ],
+            )  # fmt: skip
+        return len(entries)
+
+    def iter_audit(self, query: AuditQuery) -> Iterator[dict]:
+        where, params = ["audit_id > ?"], []
+        if query.since is not None:
+            where.append("occurred_at >= ?")
+            params.append(day_start_iso(query.since))
+        if query.media_id is not None:
+            where.append("media_id = ?")
+            params.append(query.media_id)
+        after = 0
+        while True:
+            page = self._rows(
+                f"SELECT * FROM media_audit WHERE {' AND '.join(where)} ORDER BY audit_id LIMIT ?",
+                [after, *params, PAGE_ROWS],
+            )
+            for row in page:
+                row["details"] = json.loads(row["details"]) if row["details"] is not None else None
+            yield from page
+            if len(page) < PAGE_ROWS:
+                return
+            after = page[-1]["audit_id"]
+
+    def _events(self, names: tuple[str, ...], since: str | None, columns: str) -> list[tuple]:
+        """`columns` of the logged events named `names` at or after `since` (the twin of
+        media_events): e is the event, m its row, p its post."""
+        with self._lock, _sqlite_errors(self.path):
+            return self._conn.execute(
+                f"""SELECT {columns}
+                      FROM post_media m
+                      LEFT JOIN posts p ON p.post_id = m.post_id,
+                           json_each(CASE WHEN json_valid(m.ai_analysis_log)
+                                           AND json_type(m.ai_analysis_log) = 'array'
+                                          THEN m.ai_analysis_log ELSE '[]' END) e
+                     WHERE json_type(e.value) = 'object'
+                       AND json_extract(e.value, '$.event') IN ({",".join("?" * len(names))})
+                       AND (? IS NULL OR json_extract(e.value, '$.timestamp') >= ?)""",
+                [*names, since, since],
+            ).fetchall()
+
+    def download_metrics(self, since: str | None = None) -> dict:
+        events = self._events(
+            ("media_downloaded", "media_download_failed"),
+            since,
+            """json_extract(e.value, '$.event'), coalesce(json_extract(e.value, '$.details.source'), 'http'),
+               CASE WHEN json_type(e.value, '$.details.duration_ms') IN ('integer', 'real')
+                    THEN json_extract(e.value, '$.details.duration_ms') END,
+               CASE WHEN json_type(e.value, '$.details.file_size') IN ('integer', 'real')
+                    THEN json_extract(e.value, '$.details.file_size') ELSE 0 END,
+               coalesce(json_extract(e.value, '$.details.error_kind'), 'error')""",
+        )
+        ok = [e for e in events if e[0] == "media_downloaded"]
+        timed = sorted((e[2], e[3]) for e in ok if e[1] == "http" and e[2] is not None)
+        kinds: dict[str, int] = {}
+        for e in events:
+            if e[0] == "media_download_failed":
+                kinds[e[4]] = kinds.get(e[4], 0) + 1
+        return {
+            "succeeded": len(ok),
+            "failed": len(events) - len(ok),
+            "served_without_http": sum(1 for e in ok if e[1] != "http"),
+            "http_timed": len(timed),
+            "http_ms": sum(ms for ms, _ in timed),
+            "http_bytes": sum(n for _, n in timed),
+            "p95_ms": timed[math.ceil(0.95 * len(timed)) - 1][0] if timed else None,  # nearest rank
+            "failures_by_kind": dict(sorted(kinds.items())),
+        }
+
+    def stage_counts(self) -> dict:
+        with self._lock, _sqlite_errors(self.path):
+            row = self._conn.execute(
+                f"""SELECT
+                      sum(CASE WHEN download_status = 'pending'
+                                 OR (download_status = 'failed' AND NOT download_permanent)
+                               THEN 1 ELSE 0 END) AS download,
+                      sum(CASE WHEN download_status = 'downloaded' AND evicted_at IS NULL
+                                AND local_file_path IS NOT NULL
+                                AND {_COLUMN_READ["ai_analysis_status"]} = 'not_started'
+                               THEN 1 ELSE 0 END) AS analysis,
+                      sum(CASE WHEN download_status = 'downloaded' AND archive_url IS NULL
+                                AND md5_sum IS NOT NULL THEN 1 ELSE 0 END) AS archive,
+                      (SELECT count(DISTINCT archive_url) FROM post_media WHERE archive_url IS NOT NULL)
+                          AS s3_objects,
+                      (SELECT coalesce(sum(b), 0) FROM (SELECT max(file_size) AS b FROM post_media
+                                                         WHERE archive_url IS NOT NULL GROUP BY archive_url))
+                          AS s3_bytes
+                    FROM post_media"""
+            ).fetchone()
+        return {key: row[key] or 0 for key in row.keys()}
+
+    def analysis_costs(self, by: str, since: str | None = None) -> list[dict]:
+        key = {"month": "substr(json_extract(e.value, '$.timestamp'), 1, 7)", "post": "m.post_id"}.get(
+            by, "coalesce(p.author_username, '')"
+        )
+        groups: dict[str, dict] = {}
+        for group_key, prompt, completion, cost in self._events(
+            ("ai_analysis_completed",),
+            since,
+            f"""{key},
+                CASE WHEN json_type(e.value, '$.details.tokens_used.prompt') IN ('integer', 'real')
+                     THEN json_extract(e.value, '$.details.tokens_used.prompt') ELSE 0 END,
+                CASE WHEN json_type(e.value, '$.details.tokens_used.completion') IN ('integer', 'real')
+                     THEN json_extract(e.value, '$.details.tokens_used.completion') ELSE 0 END,
+                CASE WHEN json_type(e.value, '$.details.estimated_cost_usd') IN ('integer', 'real')
+                     THEN json_extract(e.value, '$.details.estimated_cost_usd') ELSE 0 END""",
+        ):
+            g = groups.setdefault(
+                group_key,
+                {
+                    "group_key": group_key,
+                    "analyses": 0,
+                    "prompt_tokens": 0,
+                    "completion_tokens": 0,
+                    "cost_usd": 0.0,
+                },
+            )
+            g["analyses"] += 1
+            g["prompt_tokens"] += int(prompt)
+            g["completion_tokens"] += int(completion)
+            g["cost_usd"] += float(cost)
+        return [groups[k] for k in sorted(groups)]
+
+    def retention_candidates(self, cutoff_at: str) -> Iterator[dict]:
+        cutoff_ms = int(datetime.fromisoformat(cutoff_at).timestamp() * 1000)
+        old = """(CASE WHEN coalesce({p}.posted_at_timestamp, 0) > 0 THEN {p}.posted_at_timestamp < :ms
+                      ELSE coalesce({p}.first_seen_at, {p}.created_at) < :at END)"""
+        after: tuple[str, str] = ("", "")
+        while True:
+            page = self._rows(
+                f"""SELECT m.* FROM post_media m JOIN posts p ON p.post_id = m.post_id
+                     WHERE m.download_status = 'downloaded' AND m.evicted_at IS NULL
+                       AND m.local_file_path IS NOT NULL AND m.md5_sum IS NOT NULL
+                       AND {old.format(p="p")}
+                       AND NOT EXISTS (
+                           SELECT 1 FROM post_media o JOIN posts q ON q.post_id = o.post_id
+                            WHERE o.md5_sum = m.md5_sum AND o.download_status = 'downloaded'
+                              AND o.evicted_at IS NULL AND NOT {old.format(p="q")})
+                       AND (m.md5_sum, m.media_id) > (:after_md5, :after_id)
+                     ORDER BY m.md5_sum, m.media_id LIMIT :limit""",
+                {
+                    "ms": cutoff_ms,
+                    "at": cutoff_at,
+                    "after_md5": after[0],
+                    "after_id": after[1],
+                    "limit": PAGE_ROWS,
+                },
+            )
+            yield from page
+            if len(page) < PAGE_ROWS:
+                return
+            after = (page[-1]["md5_sum"], page[-1]["media_id"])
 
     def close(self) -> None:
         self._checkpointer.close()

@@ -1,8 +1,9 @@
 -- The embedded SQLite database: the installation's tables, column names and views (see
 -- supabase/migrations/20251130223349 to 20251202010717) plus the media pipeline's columns
 -- (20251205000000), in SQLite's types: timestamps are ISO-8601 UTC text, booleans 0/1, JSON
--- columns JSON text. Applied on first use; every statement can run twice. SQLite has no
--- triggers here: the original scripts never write to it, and this tool fills every column.
+-- columns JSON text. Applied on first use; every statement can run twice. The only triggers
+-- keep the audit log append-only: the original scripts never write to this database, and this
+-- tool fills every column.
 
 CREATE TABLE IF NOT EXISTS posts (
     post_id             TEXT PRIMARY KEY,
@@ -166,6 +167,29 @@ CREATE INDEX IF NOT EXISTS idx_media_download_queue ON post_media (download_stat
     WHERE download_status <> 'downloaded';
 CREATE INDEX IF NOT EXISTS idx_media_ai_queue ON post_media (ai_analysis_status)
     WHERE ai_analysis_status <> 'completed';
+
+-- The append-only audit log (20251208000000): presigned URLs, exports, file deletions.
+CREATE TABLE IF NOT EXISTS media_audit (
+    audit_id    INTEGER PRIMARY KEY AUTOINCREMENT,
+    occurred_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f000+00:00', 'now')),
+    actor_user  TEXT NOT NULL,
+    actor_host  TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    media_id    TEXT,
+    target      TEXT,
+    reason      TEXT,
+    details     TEXT
+);
+CREATE INDEX IF NOT EXISTS idx_media_audit_occurred_at ON media_audit (occurred_at);
+CREATE INDEX IF NOT EXISTS idx_media_audit_media_id ON media_audit (media_id) WHERE media_id IS NOT NULL;
+CREATE TRIGGER IF NOT EXISTS media_audit_no_update BEFORE UPDATE ON media_audit
+BEGIN
+    SELECT RAISE(ABORT, 'media_audit is append-only: UPDATE is not allowed');
+END;
+CREATE TRIGGER IF NOT EXISTS media_audit_no_delete BEFORE DELETE ON media_audit
+BEGIN
+    SELECT RAISE(ABORT, 'media_audit is append-only: DELETE is not allowed');
+END;
 
 -- The TUI's views, with the same columns as on PostgreSQL.
 CREATE VIEW IF NOT EXISTS v_main_post_view AS
