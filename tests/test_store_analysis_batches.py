@@ -58,6 +58,20 @@ def test_claiming_into_a_batch_records_it_and_marks_the_rows(store):
     assert batch["owner"] == "host:1:owner" and batch["model"] == "gpt-4o-mini"
 
 
+def test_a_batch_is_recorded_only_with_rows_and_lists_its_waiting_members(store):
+    assert store.claim_analysis_batch(BATCH, batch_claim("anb-1")) == []
+    assert store.analysis_batches(open_only=False) == []
+    first, second = cached(store, ["a" * 32, "a" * 32])
+    store.claim_analysis_batch(BATCH, batch_claim("anb-1"))
+    members = store.batch_members("anb-1")
+    assert members == sorted(
+        [{"media_id": first, "md5_sum": "a" * 32}, {"media_id": second, "md5_sum": "a" * 32}],
+        key=lambda m: m["media_id"],
+    )
+    store.finish_batch_item("anb-1", completed(first))
+    assert [m["media_id"] for m in store.batch_members("anb-1")] == [second]
+
+
 def test_only_the_owner_of_a_preparing_batch_claims_into_it(store):
     cached(store, ["a" * 32, "b" * 32])
     assert len(store.claim_analysis_batch(BATCH, batch_claim("anb-1", limit=1))) == 1

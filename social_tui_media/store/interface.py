@@ -241,6 +241,9 @@ class MediaStore(Protocol):
     def analysis_batches(self, open_only: bool = True) -> list[dict]:
         """Batch rows, oldest first: the open ones (BATCH_OPEN_STATUSES), or all."""
 
+    def batch_members(self, batch_id: str) -> list[dict]:
+        """media_id and md5_sum of every row still waiting in `batch_id`, in media_id order."""
+
     def update_analysis_batch(
         self, batch_id: str, fields: dict, from_statuses: tuple[str, ...] | list[str] | None = None
     ) -> bool:

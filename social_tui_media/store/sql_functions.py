@@ -197,6 +197,15 @@ class SqlFunctionStore(MediaStore, ABC):
     def analysis_batches(self, open_only: bool = True) -> list[dict]:
         return self._call("media_analysis_batches", {"p_open_only": open_only})
 
+    def batch_members(self, batch_id: str) -> list[dict]:
+        rows: list[dict] = []
+        while True:
+            params = {"p_batch_id": batch_id, "p_after": rows[-1]["media_id"] if rows else None}
+            page = self._call("media_batch_members", {**params, "p_limit": PAGE_ROWS})
+            rows += page
+            if len(page) < PAGE_ROWS:
+                return rows
+
     def update_analysis_batch(
         self, batch_id: str, fields: dict, from_statuses: tuple[str, ...] | list[str] | None = None
     ) -> bool:

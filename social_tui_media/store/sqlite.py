@@ -502,19 +502,18 @@ class SQLiteStore(MediaStore):
     def claim_analysis_batch(self, batch: AnalysisBatch, claim: AnalysisClaim) -> list[dict]:
         now = utc_now()
         with self._transaction() as conn:
-            conn.execute(
-                """INSERT INTO media_analysis_batches (batch_id, status, model, api_base, owner,
-                       created_at, updated_at) VALUES (?, 'preparing', ?, ?, ?, ?, ?)
-                   ON CONFLICT (batch_id) DO NOTHING""",
-                (batch.batch_id, batch.model, batch.api_base, batch.owner, now, now),
-            )
-            held = conn.execute(
-                "SELECT 1 FROM media_analysis_batches WHERE batch_id=? AND status='preparing' AND owner=?",
-                (batch.batch_id, batch.owner),
+            stored = conn.execute(
+                "SELECT status, owner FROM media_analysis_batches WHERE batch_id=?", (batch.batch_id,)
             ).fetchone()
-            if held is None:
+            if stored is not None and (stored["status"], stored["owner"]) != ("preparing", batch.owner):
                 return []
             rows = self._claim_rows(conn, claim, batch.batch_id)
+            if rows and stored is None:  # a batch is recorded with its first rows, never empty
+                conn.execute(
+                    """INSERT INTO media_analysis_batches (batch_id, status, model, api_base, owner,
+                           created_at, updated_at) VALUES (?, 'preparing', ?, ?, ?, ?, ?)""",
+                    (batch.batch_id, batch.model, batch.api_base, batch.owner, now, now),
+                )
             conn.execute(
                 "UPDATE media_analysis_batches SET item_count = item_count + ?, updated_at=? WHERE batch_id=?",
                 (len(rows), now, batch.batch_id),
@@ -524,6 +523,13 @@ class SQLiteStore(MediaStore):
     def analysis_batches(self, open_only: bool = True) -> list[dict]:
         where = f"status IN {BATCH_OPEN_STATUSES}" if open_only else "1"
         return self._rows(f"SELECT * FROM media_analysis_batches WHERE {where} ORDER BY created_at, batch_id")
+
+    def batch_members(self, batch_id: str) -> list[dict]:
+        return self._rows(
+            "SELECT media_id, md5_sum FROM post_media WHERE ai_batch_id=? AND ai_analysis_status='started'"
+            " ORDER BY media_id",
+            (batch_id,),
+        )
 
     def update_analysis_batch(
         self, batch_id: str, fields: dict, from_statuses: tuple[str, ...] | list[str] | None = None

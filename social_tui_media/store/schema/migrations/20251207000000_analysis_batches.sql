@@ -67,9 +67,9 @@ LANGUAGE sql STABLE AS $$
      WHERE ai_claimed_by IS NOT NULL AND ai_analysis_status = 'started' AND ai_batch_id IS NULL;
 $$;
 
--- Record a batch (if new) and claim up to p_limit rows into it, atomically: the rows become
--- `started` under the batch, with p_event logged. Only the batch's owner may add rows, and only
--- while it is `preparing`.
+-- Claim up to p_limit rows into a batch and record the batch (if new, and only with rows),
+-- atomically: the rows become `started` under the batch, with p_event logged. Only the batch's
+-- owner may add rows, and only while it is `preparing`.
 CREATE OR REPLACE FUNCTION media_claim_analysis_batch(p_batch_id TEXT, p_model TEXT, p_api_base TEXT,
     p_owner TEXT, p_worker TEXT, p_limit INTEGER, p_lease_seconds INTEGER, p_statuses TEXT[], p_event JSONB,
     p_media_ids TEXT[] DEFAULT NULL, p_dead_workers TEXT[] DEFAULT '{}')
@@ -77,13 +77,10 @@ RETURNS SETOF post_media
 LANGUAGE plpgsql SECURITY INVOKER AS $$
 DECLARE
     n INTEGER;
+    stored media_analysis_batches;
 BEGIN
-    INSERT INTO media_analysis_batches (batch_id, status, model, api_base, owner)
-    VALUES (p_batch_id, 'preparing', p_model, p_api_base, p_owner)
-    ON CONFLICT (batch_id) DO NOTHING;
-    PERFORM 1 FROM media_analysis_batches
-      WHERE batch_id = p_batch_id AND status = 'preparing' AND owner = p_owner FOR UPDATE;
-    IF NOT FOUND THEN
+    SELECT * INTO stored FROM media_analysis_batches WHERE batch_id = p_batch_id FOR UPDATE;
+    IF FOUND AND (stored.status <> 'preparing' OR stored.owner IS DISTINCT FROM p_owner) THEN
         RETURN;
     END IF;
     RETURN QUERY
@@ -104,8 +101,11 @@ BEGIN
      WHERE m.media_id = picked.media_id
     RETURNING m.*;
     GET DIAGNOSTICS n = ROW_COUNT;
-    UPDATE media_analysis_batches SET item_count = item_count + n, updated_at = NOW()
-     WHERE batch_id = p_batch_id;
+    IF n > 0 THEN  -- a batch is recorded with its first rows, never empty
+        INSERT INTO media_analysis_batches AS b (batch_id, status, model, api_base, owner, item_count)
+        VALUES (p_batch_id, 'preparing', p_model, p_api_base, p_owner, n)
+        ON CONFLICT (batch_id) DO UPDATE SET item_count = b.item_count + n, updated_at = NOW();
+    END IF;
 END;
 $$;
 
@@ -116,6 +116,18 @@ LANGUAGE sql STABLE SECURITY INVOKER AS $$
     SELECT * FROM media_analysis_batches
      WHERE NOT p_open_only OR status IN ('preparing', 'submitted')
      ORDER BY created_at, batch_id;
+$$;
+
+-- The rows still waiting in a batch (id and bytes), in media_id order, a page at a time.
+CREATE OR REPLACE FUNCTION media_batch_members(p_batch_id TEXT, p_after TEXT DEFAULT NULL,
+    p_limit INTEGER DEFAULT 1000)
+RETURNS TABLE (media_id TEXT, md5_sum TEXT)
+LANGUAGE sql STABLE SECURITY INVOKER AS $$
+    SELECT m.media_id, m.md5_sum FROM post_media m
+     WHERE m.ai_batch_id = p_batch_id AND m.ai_analysis_status = 'started'
+       AND (p_after IS NULL OR m.media_id > p_after)
+     ORDER BY m.media_id
+     LIMIT p_limit;
 $$;
 
 -- Set columns of one batch (p_fields: column -> JSON value), only while it is in one of
