@@ -83,6 +83,7 @@ STATS_KEYS = [
     "command", "database", "cache_dir", "bucket", "posts_total", "media_total", "by_download_status",
     "download_backlog", "by_ai_status", "expiring_48h", "archived", "evicted", "cache_files", "cache_bytes",
     "cache_limit", "ai_prompt_tokens", "ai_completion_tokens", "ai_cost_usd",
+    "batches_open", "batch_items_open", "batch_oldest_open_at", "batch_cost_usd", "batch_saved_usd",
 ]  # fmt: skip
 
 
