@@ -382,3 +382,13 @@ def test_the_daily_batch_and_the_hourly_collect_from_the_command_line(
     stats = json.loads(manage(ai_env, "stats", "--json", cwd=tmp_path).stdout)
     assert stats["batches_open"] == 0 and stats["batch_saved_usd"] > 0
     assert stats["by_ai_status"]["completed"] == 3
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite"])
+def test_a_lost_answer_while_submitting_is_one_line_and_exit_1(store, ai, ai_env, served, vision, tmp_path):
+    cached(store, ai, served, tmp_path, [(100, 100, "a")])
+    vision.batch_api.fail_create_after_commit = True
+    result = manage(ai_env, "analyze", "--batch", cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1 and "analyze --collect" in lines[0], result.stderr
+    assert store.analysis_batches()[0]["status"] == "preparing"  # reconciled later, never sent twice

@@ -395,8 +395,20 @@ def submit_with_summary(
 ) -> int:
     """`analyze --batch`: claim rows into Batch API batches and submit them."""
     from social_tui_media.jobs.analyze_batch import submit_batches
+    from social_tui_media.media.batch_api import BatchApiError
 
-    report = submit_batches(store, settings, client, statuses=statuses, media_ids=media_ids, limit=args.limit)
+    try:
+        report = submit_batches(
+            store, settings, client, statuses=statuses, media_ids=media_ids, limit=args.limit
+        )
+    except BatchApiError as error:
+        then = (
+            "its items went back to the queue"
+            if error.definite
+            else "the next `analyze --collect` finds out whether the batch was created, and collects it or "
+            "sends its items back"
+        )
+        return fail(f"{error}; {then}", EXIT_ITEMS_FAILED)
     for failure in report.failures[:20]:
         warn(failure)
     summary.add("batches_submitted", "batches submitted", report.batches, len(report.batches))
