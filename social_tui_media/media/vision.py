@@ -14,6 +14,7 @@ import math
 import re
 import threading
 import time
+import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -188,6 +189,27 @@ def _counts_against_endpoint(exc: BaseException) -> bool:
 # --------------------------------------------------------------------------- client
 
 
+def build_response_models(model: type[pydantic.BaseModel] = ChatCompletion) -> None:
+    """Build the SDK's response models (pydantic builds them lazily on first use) before any
+    worker thread parses a response: that first build is not thread-safe, and two workers
+    parsing their first answers at once failed with "type object 'Choice' has no attribute
+    '__pydantic_core_schema__'"."""
+    pending, seen = [model], set()
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        current.model_rebuild()
+        for info in current.model_fields.values():
+            annotations = [info.annotation]
+            while annotations:
+                annotation = annotations.pop()
+                annotations += typing.get_args(annotation)
+                if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+                    pending.append(annotation)
+
+
 def make_client(settings: Settings) -> openai.OpenAI:
     """An OpenAI client for the configured server, with the SDK's own retries turned off."""
     if not settings.openai_api_key:
@@ -195,6 +217,7 @@ def make_client(settings: Settings) -> openai.OpenAI:
             "OPENAI_API_KEY is not set: set it in .env "
             "(any non-empty value for a local OpenAI-compatible server)"
         )
+    build_response_models()
     return openai.OpenAI(
         api_key=settings.openai_api_key,
         base_url=settings.openai_base_url or None,
