@@ -29,7 +29,8 @@ SCRAPE1 = SAMPLES / "posts_scrape1.json"
 SCRAPE2 = SAMPLES / "posts_scrape2_resigned.json"
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 APP_TABLES = (
-    "post_media, action_queue, post_tags, profile_tags, tags, profiles, data_downloads, download_runs, posts"
+    "post_media, action_queue, post_tags, profile_tags, tags, profiles, data_downloads, download_runs, posts,"
+    " media_analysis_batches"
 )
 
 

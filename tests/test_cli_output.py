@@ -87,6 +87,7 @@ STATS_KEYS = [
     "since", "download_success_rate", "cache_hit_rate", "downloads_succeeded", "downloads_failed",
     "download_mean_ms", "download_p95_ms", "download_bytes_per_second", "download_failures_by_kind",
     "queue_depth", "s3_objects", "s3_bytes", "s3_monthly_cost_usd",
+    "batches_open", "batch_items_open", "batch_oldest_open_at", "batch_cost_usd", "batch_saved_usd",
 ]  # fmt: skip
 
 

@@ -6,7 +6,7 @@ Exit codes: 0 success, 1 the job ran but some items failed, 2 bad usage or confi
 from __future__ import annotations
 
 import argparse
-from datetime import date
+from datetime import UTC, date, datetime
 
 from social_tui_media import __version__
 from social_tui_media.cli.formats import Summary, add_format_options, output_format, print_rows, print_summary
@@ -83,6 +83,13 @@ ANALYSIS_TOTAL_LABELS = {
     "ai_prompt_tokens": "analysis prompt tokens",
     "ai_completion_tokens": "analysis completion tokens",
 }
+BATCH_STATS_LABELS = {
+    "batches_open": "analysis batches open",
+    "batch_items_open": "items waiting in open batches",
+    "batch_oldest_open_at": "oldest open batch since",
+    "batch_cost_usd": "batch analysis cost (estimated USD)",
+    "batch_saved_usd": "saved by the batch price (estimated USD)",
+}
 REPAIR_LABELS = {
     "strays_removed": "stray files removed",
     "adopted": "misplaced files moved into the layout",
@@ -94,8 +101,24 @@ BACKFILL_LABELS = {
     "posts_without_media": "posts missing media rows (some or all)",
     "media_found": "media found",
 }
+COLLECT_LINES = {  # report attribute: (summary key, label)
+    "batches_applied": ("batches_collected", "batches collected"),
+    "completed": ("collected_completed", "completed from batches"),
+    "shared": ("collected_shared", "of which shared (identical bytes)"),
+    "failed": ("collected_failed", "failed in batches"),
+    "released": ("collected_released", "handed back to the queue (batch ended unfinished)"),
+    "cost_usd": ("collected_cost_usd", "batch cost (estimated USD)"),
+    "saved_usd": ("collected_saved_usd", "saved by the batch price (USD)"),
+}
+SUBMIT_LABELS = {
+    "batched": "items waiting in the batches",
+    "requests": "requests sent (identical bytes once)",
+    "shared": "completed at once from an analysis of the same bytes",
+    "failed": "failed before sending",
+}
 ANALYZE_LABELS = {
     "completed": "completed",
+    "shared": "of which shared (identical bytes)",
     "failed": "failed",
     "prompt_tokens": "prompt tokens",
     "completion_tokens": "completion tokens",
@@ -213,6 +236,15 @@ def cmd_stats(args, settings: Settings, store: MediaStore) -> int:
     summary.add_fields(counts, ANALYSIS_TOTAL_LABELS)
     summary.add("ai_cost_usd", "analysis cost (estimated USD)", float(counts["ai_cost_usd"]))
     add_pipeline_lines(summary, pipeline_figures(store, since), since)
+    batches = store.batch_counts()
+    summary.add_fields(batches, BATCH_STATS_LABELS)
+    if batches["batches_open"] and not args.quiet:
+        oldest = batches["batch_oldest_open_at"]
+        console.print(
+            f"{batches['batches_open']} batch{'es' if batches['batches_open'] > 1 else ''} open, "
+            f"{batches['batch_items_open']} items, oldest submitted {_ago(oldest)}: "
+            "`python manage_media.py analyze --collect` applies finished ones"
+        )
     print_summary(summary, output_format(args), args.quiet)
     return EXIT_OK
 
@@ -346,10 +378,54 @@ def cmd_backfill(args, settings: Settings, store: MediaStore) -> int:
     return EXIT_ITEMS_FAILED if failed or report.problems else EXIT_OK
 
 
+def _ago(iso: str) -> str:
+    """How long ago an ISO-8601 instant was, as a person says it: 12 min, 3 h, 2 d."""
+    seconds = max(0.0, (datetime.now(UTC) - datetime.fromisoformat(iso)).total_seconds())
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 2 * 86400:
+        return f"{int(seconds // 3600)} h ago"
+    return f"{int(seconds // 86400)} d ago"
+
+
+def in_progress_line(batches: list) -> str:
+    """'1 batch in progress, 240 items, submitted 3 h ago' (the oldest, for several)."""
+    items = sum(b.items for b in batches)
+    oldest = min(b.since for b in batches)
+    many = len(batches) > 1
+    return (
+        f"{len(batches)} batch{'es' if many else ''} in progress, {items} items, "
+        f"{'oldest ' if many else ''}submitted {_ago(oldest)}"
+    )
+
+
+def add_collect_lines(summary: Summary, report) -> None:
+    """What collecting the open batches did, and what is still running."""
+    for attribute, (key, label) in COLLECT_LINES.items():
+        summary.add(key, label, getattr(report, attribute))
+    summary.add("batches_in_progress", "batches still in progress", len(report.in_progress))
+    summary.add("batch_items_in_progress", "items waiting in them", sum(b.items for b in report.in_progress))
+    for line in report.ended:
+        warn(line)
+    for problem in report.problems:
+        warn(f"{problem}; it is looked at again on the next run")
+    for failure in report.failures[:20]:
+        warn(failure)
+    if report.in_progress:
+        console.print(in_progress_line(report.in_progress))
+
+
 def cmd_analyze(args, settings: Settings, store: MediaStore) -> int:
     from social_tui_media.jobs.analyze import analyze_pending, claim_statuses, restore_evicted
+    from social_tui_media.jobs.analyze_batch import collect_batches
     from social_tui_media.media.vision import make_client
 
+    if not (args.status or args.media_id or args.collect or args.batch):
+        raise UsageError("analyze needs one of --status S, --media-id ID, --collect or --batch")
+    if args.collect and args.batch:
+        raise UsageError(
+            "--collect applies finished batches, --batch submits new ones (and collects first): use one"
+        )
     if args.status and args.status not in ("not_started", "failed", "completed"):
         raise UsageError(f"--status {args.status!r}: expected not_started, failed or completed")
     if args.status == "completed" and not args.force:
@@ -378,6 +454,15 @@ def cmd_analyze(args, settings: Settings, store: MediaStore) -> int:
         print_summary(summary, output_format(args), args.quiet)
         return EXIT_OK
     client = make_client(settings)  # AnalysisConfigError (no key) ends the command with exit 2
+    collected = collect_batches(store, client)  # every run first applies what batches returned
+    add_collect_lines(summary, collected)
+    if args.collect:
+        print_summary(summary, output_format(args), args.quiet)
+        return _failed_exit(collected.failed)
+    if args.batch:
+        return submit_with_summary(
+            args, settings, store, client, summary, statuses, media_ids, collected.failed
+        )
     with progress_bar(f"analysing with {settings.ai_model}", with_bytes=False) as bar:
         report = analyze_pending(
             store, settings, statuses=statuses, media_ids=media_ids, limit=args.limit,
@@ -387,6 +472,7 @@ def cmd_analyze(args, settings: Settings, store: MediaStore) -> int:
         warn(failure)
     summary.add_fields(report, ANALYZE_LABELS)
     print_summary(summary, output_format(args), args.quiet)
+    report.failed += collected.failed
     if report.stopped:
         fail(report.stopped, EXIT_ITEMS_FAILED)
         return EXIT_ITEMS_FAILED
@@ -400,6 +486,48 @@ def cmd_analyze(args, settings: Settings, store: MediaStore) -> int:
         warn(f"{args.media_id} was not analysed: it is not cached, or already analysed (use --force)")
         return EXIT_ITEMS_FAILED
     return EXIT_ITEMS_FAILED if report.failed else EXIT_OK
+
+
+def _failed_exit(failed: int) -> int:
+    if failed:
+        warn(
+            f"{failed} analyses failed: `python manage_media.py list --analysis-status failed` shows "
+            "them; `python manage_media.py analyze --status failed` tries them again",
+            even_quiet=True,
+        )
+    return EXIT_ITEMS_FAILED if failed else EXIT_OK
+
+
+def submit_with_summary(
+    args, settings, store, client, summary, statuses, media_ids, failed_before: int
+) -> int:
+    """`analyze --batch`: claim rows into Batch API batches and submit them."""
+    from social_tui_media.jobs.analyze_batch import submit_batches
+    from social_tui_media.media.batch_api import BatchApiError
+
+    try:
+        report = submit_batches(
+            store, settings, client, statuses=statuses, media_ids=media_ids, limit=args.limit
+        )
+    except BatchApiError as error:
+        then = (
+            "its items went back to the queue"
+            if error.definite
+            else "the next `analyze --collect` finds out whether the batch was created, and collects it or "
+            "sends its items back"
+        )
+        return fail(f"{error}; {then}", EXIT_ITEMS_FAILED)
+    for failure in report.failures[:20]:
+        warn(failure)
+    summary.add("batches_submitted", "batches submitted", report.batches, len(report.batches))
+    summary.add_fields(report, SUBMIT_LABELS)
+    print_summary(summary, output_format(args), args.quiet)
+    if report.batches:
+        console.print(
+            f"{report.batched} items wait in {len(report.batches)} batch(es), results within 24 h: "
+            "`python manage_media.py analyze --collect` applies them"
+        )
+    return _failed_exit(report.failed + failed_before)
 
 
 def cmd_archive(args, settings: Settings, store: MediaStore) -> int:
@@ -566,11 +694,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_backfill_arguments(p)
 
     p = command("analyze", "analyse cached media with the vision model")
-    which = p.add_mutually_exclusive_group(required=True)
+    which = p.add_mutually_exclusive_group()
     which.add_argument(
         "--status", help="not_started, failed (same as --retry-failed) or completed (with --force)"
     )
     which.add_argument("--media-id", help="one media row")
+    which.add_argument(
+        "--collect",
+        action="store_true",
+        help="only apply the results of submitted batches (every run does first)",
+    )
+    p.add_argument(
+        "--batch", action="store_true",
+        help="submit through the OpenAI Batch API: half price, results within 24 h (default --status not_started)",
+    )  # fmt: skip
     p.add_argument("--limit", type=positive_int, help="analyse at most N rows")
     p.add_argument("--workers", type=positive_int, help="parallel requests (default 1)")
     p.add_argument("--retry-failed", action="store_true", help="also take rows whose analysis failed")

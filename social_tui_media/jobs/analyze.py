@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,9 +37,138 @@ log = logging.getLogger(__name__)
 RELEASED = "ai_analysis_released"
 
 
+# --------------------------------------------------------------------------- sharing
+
+
+@dataclass(frozen=True)
+class SharedSource:
+    """An analysis another row holding the same bytes can take: the row that was analysed,
+    and what that one call used."""
+
+    media_id: str
+    analysis: dict
+    model: str | None
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def shared_source(
+    media_id: str, analysis: dict | None, model: str | None, event: dict
+) -> SharedSource | None:
+    """The source behind a completed analysis and its `ai_analysis_completed` event (a row that
+    shared names the row analysed, so sharing never chains); None for anything else."""
+    if analysis is None or event.get("event") != "ai_analysis_completed":
+        return None
+    details = event.get("details") or {}
+    tokens = details.get("tokens_used") or {}
+    return SharedSource(
+        details.get("shared_from") or media_id, analysis, model,
+        int(tokens.get("prompt") or 0), int(tokens.get("completion") or 0),
+    )  # fmt: skip
+
+
+def source_of_row(row: dict) -> SharedSource | None:
+    """The source a completed row (as `store.shareable_analysis` returns it) offers."""
+    done = [e for e in row.get("ai_analysis_log") or [] if e.get("event") == "ai_analysis_completed"]
+    event = done[-1] if done else {"event": "ai_analysis_completed"}
+    return shared_source(row["media_id"], row.get("ai_analysis"), row.get("ai_model"), event)
+
+
+def source_of_outcome(outcome: AnalysisOutcome) -> SharedSource | None:
+    if outcome.status != "completed":
+        return None
+    return shared_source(outcome.media_id, outcome.analysis, outcome.model, outcome.event)
+
+
+def shared_outcome(
+    media_id: str, source: SharedSource, before_events: tuple[dict, ...] = ()
+) -> AnalysisOutcome:
+    """A row completed with another row's analysis of the same bytes: no call of its own, so
+    its columns count no tokens and no cost (totals count each call once); the event names the
+    row analysed and that call's tokens."""
+    details = {
+        "shared_from": source.media_id,
+        "tokens_used": {
+            "prompt": source.prompt_tokens,
+            "completion": source.completion_tokens,
+            "total": source.prompt_tokens + source.completion_tokens,
+        },
+        "estimated_cost_usd": 0.0,
+    }
+    event = make_event("ai_analysis_completed", "success", details, model=source.model)
+    return AnalysisOutcome(
+        media_id,
+        "completed",
+        event,
+        analysis=source.analysis,
+        model=source.model,
+        before_events=before_events,
+    )
+
+
+def is_shared(outcome: AnalysisOutcome) -> bool:
+    return "shared_from" in (outcome.event.get("details") or {})
+
+
+class Sharing:
+    """Identical bytes are analysed once. A row takes the analysis of a completed row holding
+    the same bytes (`store.shareable_analysis`, unless `reuse_stored` is off: --force), or of
+    the worker of this run already analysing them, waiting for it; the first analysis of
+    bytes new to the run is the only call made for them."""
+
+    def __init__(self, store: MediaStore, model: str, reuse_stored: bool = True) -> None:
+        self.store = store
+        self.model = model
+        self.reuse_stored = reuse_stored
+        self._lock = threading.Lock()
+        self._inflight: dict[str, Future] = {}
+
+    def stored_source(self, row: dict) -> SharedSource | None:
+        if not self.reuse_stored or not row.get("md5_sum"):
+            return None
+        found = self.store.shareable_analysis(row["media_id"], self.model)
+        return source_of_row(found) if found else None
+
+    def run(
+        self,
+        row: dict,
+        analyse: Callable[[dict], AnalysisOutcome],
+        write: Callable[[AnalysisOutcome], bool],
+    ) -> tuple[AnalysisOutcome, bool]:
+        """Finish `row`: shared when its bytes were analysed, else analysed; (outcome, written)."""
+        source = self.stored_source(row)
+        if source is not None:
+            outcome = shared_outcome(row["media_id"], source)
+            return outcome, write(outcome)
+        md5 = row.get("md5_sum")
+        with self._lock:
+            pending = self._inflight.get(md5) if md5 else None
+            mine = Future() if md5 and pending is None else None
+            if mine is not None:
+                self._inflight[md5] = mine
+        if pending is not None:
+            source = pending.result()
+            if source is not None:
+                outcome = shared_outcome(row["media_id"], source)
+                return outcome, write(outcome)
+        result: SharedSource | None = None
+        try:
+            outcome = analyse(row)
+            written = write(outcome)
+            result = source_of_outcome(outcome) if written else None
+        finally:
+            if mine is not None:
+                mine.set_result(result)
+                with self._lock:
+                    if result is None:
+                        self._inflight.pop(md5, None)  # the next row with these bytes tries itself
+        return outcome, written
+
+
 @dataclass
 class AnalysisReport:
     completed: int = 0
+    shared: int = 0  # of the completed: identical bytes analysed once, the result shared
     failed: int = 0
     lost: int = 0  # finished after another worker took the lease over: result not written
     prompt_tokens: int = 0
@@ -60,6 +190,7 @@ class AnalysisReport:
                 self.released += 1
             elif outcome.status == "completed":
                 self.completed += 1
+                self.shared += is_shared(outcome)
             else:
                 self.failed += 1
                 self.failures.append(f"{outcome.media_id}: {outcome.event['details']['message']}")
@@ -86,7 +217,7 @@ def restore_evicted(
     return download_pending(store, settings, media_ids=evicted, progress=progress)
 
 
-def _thumbnail_for(store: MediaStore, row: dict) -> Path | None:
+def thumbnail_for(store: MediaStore, row: dict) -> Path | None:
     """A video's thumbnail from the same post, used when no frame can be read."""
     if row["media_type"] != "video":
         return None
@@ -126,7 +257,7 @@ def analyse_row(
             model,
             Path(row["local_file_path"]),
             row.get("mime_type") or "image/jpeg",
-            thumbnail_path=_thumbnail_for(store, row),
+            thumbnail_path=thumbnail_for(store, row),
             retry_policy=retry_policy,
             breaker=breaker,
         )
@@ -189,15 +320,21 @@ def analyze_pending(
     if progress:
         progress.expect(len(candidates) if limit is None else min(limit, len(candidates)))
     next_claim = _claimer(store, statuses, media_ids, limit, lease_seconds, model, dead, candidates)
+    sharing = Sharing(store, model, reuse_stored="completed" not in statuses)  # --force re-analyses
 
     used = UsageRecorder(store)  # each analysed file was read: eviction keeps it longer
+
+    def analyse(row: dict) -> AnalysisOutcome:
+        used.touch(row["media_id"])  # its file is read; a row sharing another's result reads nothing
+        return analyse_row(store, client, model, row, retry_policy, breaker)
 
     def work() -> None:
         me = worker_id()
         while not breaker.open and (claimed := next_claim(me)):
-            outcome = analyse_row(store, client, model, claimed, retry_policy, breaker)
-            used.touch(claimed["media_id"])
-            report.add(outcome, store.finish_analysis(me, outcome))
+            outcome, written = sharing.run(
+                claimed, analyse, lambda outcome: store.finish_analysis(me, outcome)
+            )
+            report.add(outcome, written)
             if progress:
                 progress.advance(1, 0)
 

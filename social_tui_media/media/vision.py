@@ -14,6 +14,7 @@ import math
 import re
 import threading
 import time
+import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -21,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import openai
+import pydantic
 import tenacity
+from openai.types.chat import ChatCompletion
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from social_tui_media.media.retry_after import retry_after_seconds
@@ -58,6 +61,8 @@ MAX_IMAGE_PIXELS = 64_000_000
 # this many frames to reach the target, so a long GOP cannot make one seek decode a movie.
 MAX_FRAMES_AFTER_SEEK = 90
 MAX_COMPLETION_TOKENS = 2048
+# The Batch API bills the same model and requests at half the synchronous price.
+BATCH_PRICE_FACTOR = 0.5
 REQUEST_TIMEOUT_S = 120.0
 
 # USD per 1M tokens (input, output), standard tier, no cached-input discount.
@@ -184,6 +189,27 @@ def _counts_against_endpoint(exc: BaseException) -> bool:
 # --------------------------------------------------------------------------- client
 
 
+def build_response_models(model: type[pydantic.BaseModel] = ChatCompletion) -> None:
+    """Build the SDK's response models (pydantic builds them lazily on first use) before any
+    worker thread parses a response: that first build is not thread-safe, and two workers
+    parsing their first answers at once failed with "type object 'Choice' has no attribute
+    '__pydantic_core_schema__'"."""
+    pending, seen = [model], set()
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        current.model_rebuild()
+        for info in current.model_fields.values():
+            annotations = [info.annotation]
+            while annotations:
+                annotation = annotations.pop()
+                annotations += typing.get_args(annotation)
+                if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+                    pending.append(annotation)
+
+
 def make_client(settings: Settings) -> openai.OpenAI:
     """An OpenAI client for the configured server, with the SDK's own retries turned off."""
     if not settings.openai_api_key:
@@ -191,6 +217,7 @@ def make_client(settings: Settings) -> openai.OpenAI:
             "OPENAI_API_KEY is not set: set it in .env "
             "(any non-empty value for a local OpenAI-compatible server)"
         )
+    build_response_models()
     return openai.OpenAI(
         api_key=settings.openai_api_key,
         base_url=settings.openai_base_url or None,
@@ -207,12 +234,14 @@ def _price_key(model: str) -> str:
     return re.sub(r"-\d{4}-\d{2}-\d{2}$", "", name)  # "gpt-4o-mini-2024-07-18"
 
 
-def estimate_cost(model: str, prompt_tokens: int, completion_tokens: int) -> float:
-    """Estimated USD cost of a call from the price table; 0.0 for a model not in it."""
+def estimate_cost(model: str, prompt_tokens: int, completion_tokens: int, batch: bool = False) -> float:
+    """Estimated USD cost of a call from the price table (at the Batch API's price with
+    `batch`: BATCH_PRICE_FACTOR of it); 0.0 for a model not in it."""
     price = PRICES_PER_MTOK.get(_price_key(model))
     if price is None:
         return 0.0
-    return (prompt_tokens * price[0] + completion_tokens * price[1]) / 1_000_000
+    cost = (prompt_tokens * price[0] + completion_tokens * price[1]) / 1_000_000
+    return cost * BATCH_PRICE_FACTOR if batch else cost
 
 
 # --------------------------------------------------------------------------- images
@@ -417,6 +446,28 @@ def _build_messages(mime_type: str, data_urls: list[str]) -> list[dict[str, Any]
     ]
 
 
+def build_request(
+    model: str, path: Path, mime_type: str, thumbnail_path: Path | None = None
+) -> dict[str, Any]:
+    """The chat-completions request body that analyses one media file: what the synchronous
+    call sends and what a Batch API line carries, so both ask exactly the same question.
+    Raises AnalysisError('unreadable_media') when the file gives nothing to send."""
+    messages = _build_messages(mime_type, prepare_images(Path(path), mime_type, thumbnail_path))
+    return {
+        "model": model,
+        "messages": messages,
+        "response_format": {"type": "json_object"},
+        "temperature": 0,
+        "max_tokens": MAX_COMPLETION_TOKENS,
+    }
+
+
+def request_frames(body: dict[str, Any]) -> int:
+    """How many images (the picture, video frames or PDF pages) a request body carries."""
+    content = body["messages"][-1]["content"]
+    return sum(1 for part in content if part.get("type") == "image_url")
+
+
 def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, openai.APIConnectionError):  # includes timeouts
         return True
@@ -475,8 +526,7 @@ def _describe(exc: BaseException | None) -> str:
 
 def _call_api(
     client: openai.OpenAI,
-    model: str,
-    messages: list[dict[str, Any]],
+    body: dict[str, Any],
     policy: RetryPolicy,
     breaker: CircuitBreaker | None = None,
 ) -> Any:
@@ -487,13 +537,7 @@ def _call_api(
 
     def attempt() -> Any:
         try:
-            response = client.chat.completions.create(
-                model=model,
-                messages=messages,
-                response_format={"type": "json_object"},
-                temperature=0,
-                max_tokens=MAX_COMPLETION_TOKENS,
-            )
+            response = client.chat.completions.create(**body)
         except openai.OpenAIError as exc:
             breaker.record(exc)
             raise
@@ -601,13 +645,13 @@ def analyze_media(
     """Analyse one cached media file; raise AnalysisError (with its kind) when it cannot."""
     started = time.monotonic()
     name = Path(path).name
-    data_urls = prepare_images(Path(path), mime_type, thumbnail_path)
-    messages = _build_messages(mime_type, data_urls)
+    body = build_request(model, Path(path), mime_type, thumbnail_path)
+    frames = request_frames(body)
     prompt_tokens = completion_tokens = 0
     problem = ""
     for attempt in (1, 2):  # a bad reply is asked for once more, then given up on
         try:
-            response = _call_api(client, model, messages, retry_policy or DEFAULT_RETRY_POLICY, breaker)
+            response = _call_api(client, body, retry_policy or DEFAULT_RETRY_POLICY, breaker)
         except AnalysisError as exc:
             exc.prompt_tokens += prompt_tokens
             exc.completion_tokens += completion_tokens
@@ -631,7 +675,7 @@ def analyze_media(
             "%s analysed by %s: %d images, %d+%d tokens, $%.5f, %d ms",
             name,
             used_model,
-            len(data_urls),
+            frames,
             prompt_tokens,
             completion_tokens,
             cost,
@@ -644,7 +688,7 @@ def analyze_media(
             completion_tokens=completion_tokens,
             cost_usd=cost,
             analysis_time_ms=elapsed_ms,
-            frames=len(data_urls),
+            frames=frames,
         )
     raise AnalysisError(
         "bad_output",
@@ -652,3 +696,28 @@ def analyze_media(
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
     )
+
+
+def read_batch_answer(body: Any, model: str) -> AnalysisResult:
+    """A Batch API answer (a chat completion's JSON) checked exactly like a synchronous reply,
+    costed at the batch price; AnalysisError('bad_output') with its tokens when it is not the
+    analysis asked for. A batch answer is never asked for again: a bad one fails its item."""
+    try:
+        response = ChatCompletion.model_validate(body)
+    except (pydantic.ValidationError, TypeError, ValueError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise AnalysisError("bad_output", f"the batch answer is not a chat completion: {first}") from None
+    usage = response.usage
+    prompt_tokens = (usage.prompt_tokens if usage else 0) or 0
+    completion_tokens = (usage.completion_tokens if usage else 0) or 0
+    try:
+        analysis = _read_reply(response)
+    except _BadOutput as exc:
+        raise AnalysisError(
+            "bad_output", str(exc), prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+        ) from None
+    used_model = response.model or model
+    cost = estimate_cost(used_model, prompt_tokens, completion_tokens, batch=True) or (
+        estimate_cost(model, prompt_tokens, completion_tokens, batch=True)
+    )
+    return AnalysisResult(analysis, used_model, prompt_tokens, completion_tokens, cost, 0, 0)

@@ -17,12 +17,13 @@ from datetime import UTC, date, datetime, time
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from social_tui_media.store.rows import utc_now
+from social_tui_media.store.rows import to_iso, utc_now
 
 DOWNLOAD_STATUSES = ("pending", "downloaded", "failed")
 AI_STATUSES = ("not_started", "started", "completed", "failed")
 DOWNLOAD_LEASE_SECONDS = 15 * 60
 ANALYSIS_LEASE_SECONDS = 10 * 60
+BATCH_OPEN_STATUSES = ("preparing", "submitted")  # an analysis batch not yet ended
 PAGE_ROWS = 1000  # rows a store reads per page (PostgREST's default db-max-rows: one response's most)
 AUDIT_ACTIONS = ("presigned_url", "export", "file_deleted")
 COST_GROUPS = ("month", "post", "author")  # what `analysis_costs` sums by
@@ -106,6 +107,18 @@ class AnalysisOutcome:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    before_events: tuple[dict, ...] = ()  # logged ahead of `event` by finish_batch_item
+
+
+@dataclass(frozen=True)
+class AnalysisBatch:
+    """An analysis batch as recorded before anything is sent: rows are claimed into it while it
+    is `preparing` and `owner` (host:pid:nonce) still holds it."""
+
+    batch_id: str
+    model: str
+    owner: str
+    api_base: str | None = None
 
 
 @dataclass(frozen=True)
@@ -253,6 +266,40 @@ class MediaStore(Protocol):
 
     def finish_analysis(self, worker: str, outcome: AnalysisOutcome) -> bool: ...
 
+    def claim_analysis_batch(self, batch: AnalysisBatch, claim: AnalysisClaim) -> list[dict]:
+        """Record `batch` (if new) and claim rows into it atomically, as `claim_analysis` would:
+        they become `started` with `ai_batch_id`, and no lease expiry or dead-owner takeover
+        claims them until the batch ends. Nothing is claimed unless the batch is `preparing`
+        and held by `batch.owner`."""
+
+    def analysis_batches(self, open_only: bool = True) -> list[dict]:
+        """Batch rows, oldest first: the open ones (BATCH_OPEN_STATUSES), or all."""
+
+    def batch_members(self, batch_id: str) -> list[dict]:
+        """media_id and md5_sum of every row still waiting in `batch_id`, in media_id order."""
+
+    def update_analysis_batch(
+        self, batch_id: str, fields: dict, from_statuses: tuple[str, ...] | list[str] | None = None
+    ) -> bool:
+        """Set a batch's columns while its status is one of `from_statuses` (None: any); True
+        when it was, so each step that moves a batch on is taken once."""
+
+    def finish_batch_item(self, batch_id: str, outcome: AnalysisOutcome) -> bool:
+        """Write one row's result if it still waits in `batch_id`, logging `before_events` and
+        `event`; False when it does not (applied already, or handed back)."""
+
+    def release_analysis_batch(self, batch_id: str, event: dict) -> int:
+        """Hand back every row still waiting in `batch_id`, uncharged, to the status it had (a row
+        analysed before stays `completed`), logging `event`. Returns how many."""
+
+    def shareable_analysis(self, media_id: str, model: str) -> dict | None:
+        """The row whose analysis `media_id` can share instead of a request of its own: a
+        completed row with the same bytes (md5), analysed by `model` (or a dated snapshot of it).
+        The one definition of "the same media" for analysis."""
+
+    def batch_counts(self) -> dict:
+        """batches_open, batch_items_open, batch_oldest_open_at, batch_cost_usd, batch_saved_usd."""
+
     def append_event(self, media_id: str, event: dict) -> None: ...
 
     def update_media(self, media_id: str, fields: dict, event: dict | None = None) -> None: ...
@@ -392,6 +439,23 @@ def system_info(script_name: str, platform: str = "linkedin") -> str:
 def analysis_claim_order(row: dict) -> tuple:
     """The order rows are analysed in: oldest first."""
     return (row["created_at"], row["media_id"])
+
+
+def batch_counts_row(counts: dict) -> dict:
+    """`batch_counts` in one shape whichever back end answered: amounts as floats, the oldest
+    open batch's time as ISO-8601 UTC text (None without one)."""
+    oldest = counts.get("batch_oldest_open_at")
+    if isinstance(oldest, str):
+        oldest = to_iso(datetime.fromisoformat(oldest))
+    elif isinstance(oldest, datetime):
+        oldest = to_iso(oldest)
+    return {
+        "batches_open": int(counts.get("batches_open") or 0),
+        "batch_items_open": int(counts.get("batch_items_open") or 0),
+        "batch_oldest_open_at": oldest,
+        "batch_cost_usd": float(counts.get("batch_cost_usd") or 0),
+        "batch_saved_usd": float(counts.get("batch_saved_usd") or 0),
+    }
 
 
 def media_order(row: dict) -> tuple:

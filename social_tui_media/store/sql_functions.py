@@ -18,6 +18,7 @@ from typing import Any
 from social_tui_media.ids import PREFIX_POST, PREFIX_RUN, generate_aws_id
 from social_tui_media.store.interface import (
     PAGE_ROWS,
+    AnalysisBatch,
     AnalysisClaim,
     AnalysisOutcome,
     AnalysisQuery,
@@ -32,6 +33,7 @@ from social_tui_media.store.interface import (
     RunCounts,
     UpsertedMedia,
     analysis_claim_order,
+    batch_counts_row,
     day_start_iso,
     day_start_ms,
     download_claim_order,
@@ -182,6 +184,59 @@ class SqlFunctionStore(MediaStore, ABC):
             "p_cost": outcome.cost_usd, "p_event": outcome.event,
         }  # fmt: skip
         return bool(self._call("media_finish_analysis", params))
+
+    # analysis batches -------------------------------------------------------------------
+
+    def claim_analysis_batch(self, batch: AnalysisBatch, claim: AnalysisClaim) -> list[dict]:
+        params = {
+            "p_batch_id": batch.batch_id, "p_model": batch.model, "p_api_base": batch.api_base,
+            "p_owner": batch.owner, "p_worker": claim.worker, "p_lease_seconds": claim.lease_seconds,
+            "p_statuses": claim.statuses, "p_event": claim.event, "p_media_ids": claim.media_ids,
+            "p_dead_workers": list(claim.dead_workers),
+        }  # fmt: skip
+        return sorted(
+            self._claim("media_claim_analysis_batch", params, claim.limit), key=analysis_claim_order
+        )
+
+    def analysis_batches(self, open_only: bool = True) -> list[dict]:
+        return self._call("media_analysis_batches", {"p_open_only": open_only})
+
+    def batch_members(self, batch_id: str) -> list[dict]:
+        rows: list[dict] = []
+        while True:
+            params = {"p_batch_id": batch_id, "p_after": rows[-1]["media_id"] if rows else None}
+            page = self._call("media_batch_members", {**params, "p_limit": PAGE_ROWS})
+            rows += page
+            if len(page) < PAGE_ROWS:
+                return rows
+
+    def update_analysis_batch(
+        self, batch_id: str, fields: dict, from_statuses: tuple[str, ...] | list[str] | None = None
+    ) -> bool:
+        params = {
+            "p_batch_id": batch_id, "p_fields": fields,
+            "p_from_statuses": None if from_statuses is None else list(from_statuses),
+        }  # fmt: skip
+        return bool(self._call("media_update_analysis_batch", params))
+
+    def finish_batch_item(self, batch_id: str, outcome: AnalysisOutcome) -> bool:
+        params = {
+            "p_batch_id": batch_id, "p_media_id": outcome.media_id, "p_status": outcome.status,
+            "p_analysis": outcome.analysis, "p_model": outcome.model,
+            "p_prompt_tokens": outcome.prompt_tokens, "p_completion_tokens": outcome.completion_tokens,
+            "p_cost": outcome.cost_usd, "p_events": [*outcome.before_events, outcome.event],
+        }  # fmt: skip
+        return bool(self._call("media_finish_batch_item", params))
+
+    def release_analysis_batch(self, batch_id: str, event: dict) -> int:
+        return int(self._call("media_release_analysis_batch", {"p_batch_id": batch_id, "p_event": event}))
+
+    def shareable_analysis(self, media_id: str, model: str) -> dict | None:
+        found = self._call("media_shareable_analysis", {"p_media_id": media_id, "p_model": model})
+        return found[0] if found else None
+
+    def batch_counts(self) -> dict:
+        return batch_counts_row(self._call("media_batch_counts", {}))
 
     # single-row updates -----------------------------------------------------------------
 

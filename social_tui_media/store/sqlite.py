@@ -16,7 +16,9 @@ from pathlib import Path
 
 from social_tui_media.ids import PREFIX_POST, PREFIX_RUN, generate_aws_id
 from social_tui_media.store.interface import (
+    BATCH_OPEN_STATUSES,
     PAGE_ROWS,
+    AnalysisBatch,
     AnalysisClaim,
     AnalysisOutcome,
     AnalysisQuery,
@@ -32,6 +34,7 @@ from social_tui_media.store.interface import (
     StoreError,
     StoreFull,
     UpsertedMedia,
+    batch_counts_row,
     day_start_iso,
     day_start_ms,
     download_claim_order,
@@ -51,7 +54,7 @@ _COLUMN_READ = {"ai_analysis_status": "coalesce(ai_analysis_status, 'not_started
 # Columns added to an existing table after an embedded database was first created: sqlite.sql
 # declares them for new databases; an older file gets them here, before sqlite.sql runs (its
 # indexes may name them). (table, column, declaration), in the order they were added.
-ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = ()
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (("post_media", "ai_batch_id", "TEXT"),)
 
 
 def _cutoff(lease_seconds: int) -> str:
@@ -376,7 +379,7 @@ class SQLiteStore(MediaStore):
     def analysis_claimants(self) -> list[str]:
         rows = self._rows(
             "SELECT DISTINCT ai_claimed_by FROM post_media"
-            " WHERE ai_claimed_by IS NOT NULL AND ai_analysis_status = 'started'"
+            " WHERE ai_claimed_by IS NOT NULL AND ai_analysis_status = 'started' AND ai_batch_id IS NULL"
         )
         return [r["ai_claimed_by"] for r in rows]
 
@@ -475,25 +478,154 @@ class SQLiteStore(MediaStore):
     # analysis ---------------------------------------------------------------------------
 
     def claim_analysis(self, claim: AnalysisClaim) -> list[dict]:
+        with self._transaction() as conn:
+            return self._claim_rows(conn, claim, None)
+
+    def _claim_rows(self, conn: sqlite3.Connection, claim: AnalysisClaim, batch_id: str | None) -> list[dict]:
+        """Take the claimable rows for `claim` (into `batch_id`, when given), inside the caller's transaction."""
+        now = utc_now()
+        picked = self._analysis_claimable(
+            conn,
+            claim.statuses,
+            claim.media_ids,
+            claim.lease_seconds,
+            claim.limit,
+            list(claim.dead_workers),
+        )
+        for row in picked:
+            log = json.dumps(parse_log(row["ai_analysis_log"]) + [claim.event])
+            conn.execute(
+                """UPDATE post_media SET ai_analysis_status='started', ai_claimed_by=?,
+                       ai_claimed_at=?, ai_batch_id=?, ai_analysis_log=?, updated_at=? WHERE media_id=?""",
+                (claim.worker, now, batch_id, log, now, row["media_id"]),
+            )
+        return self._by_ids(conn, [r["media_id"] for r in picked])
+
+    # analysis batches -------------------------------------------------------------------
+
+    def claim_analysis_batch(self, batch: AnalysisBatch, claim: AnalysisClaim) -> list[dict]:
         now = utc_now()
         with self._transaction() as conn:
-            picked = self._analysis_claimable(
-                conn,
-                claim.statuses,
-                claim.media_ids,
-                claim.lease_seconds,
-                claim.limit,
-                list(claim.dead_workers),
-            )
-            for row in picked:
-                log = json.dumps(parse_log(row["ai_analysis_log"]) + [claim.event])
+            stored = conn.execute(
+                "SELECT status, owner FROM media_analysis_batches WHERE batch_id=?", (batch.batch_id,)
+            ).fetchone()
+            if stored is not None and (stored["status"], stored["owner"]) != ("preparing", batch.owner):
+                return []
+            rows = self._claim_rows(conn, claim, batch.batch_id)
+            if rows and stored is None:  # a batch is recorded with its first rows, never empty
                 conn.execute(
-                    """UPDATE post_media SET ai_analysis_status='started', ai_claimed_by=?,
-                           ai_claimed_at=?, ai_analysis_log=?, updated_at=? WHERE media_id=?""",
-                    (claim.worker, now, log, now, row["media_id"]),
+                    """INSERT INTO media_analysis_batches (batch_id, status, model, api_base, owner,
+                           created_at, updated_at) VALUES (?, 'preparing', ?, ?, ?, ?, ?)""",
+                    (batch.batch_id, batch.model, batch.api_base, batch.owner, now, now),
                 )
-            rows = self._by_ids(conn, [r["media_id"] for r in picked])
+            conn.execute(
+                "UPDATE media_analysis_batches SET item_count = item_count + ?, updated_at=? WHERE batch_id=?",
+                (len(rows), now, batch.batch_id),
+            )
         return rows
+
+    def analysis_batches(self, open_only: bool = True) -> list[dict]:
+        where = f"status IN {BATCH_OPEN_STATUSES}" if open_only else "1"
+        return self._rows(f"SELECT * FROM media_analysis_batches WHERE {where} ORDER BY created_at, batch_id")
+
+    def batch_members(self, batch_id: str) -> list[dict]:
+        return self._rows(
+            "SELECT media_id, md5_sum FROM post_media WHERE ai_batch_id=? AND ai_analysis_status='started'"
+            " ORDER BY media_id",
+            (batch_id,),
+        )
+
+    def update_analysis_batch(
+        self, batch_id: str, fields: dict, from_statuses: tuple[str, ...] | list[str] | None = None
+    ) -> bool:
+        assignments = {**fields, "updated_at": utc_now()}
+        sets = ", ".join(f"{column}=?" for column in assignments)
+        params: list = [*assignments.values(), batch_id]
+        condition = ""
+        if from_statuses is not None:
+            condition = (
+                f" AND status IN ({','.join('?' * len(from_statuses))})" if from_statuses else " AND 0"
+            )
+            params += list(from_statuses)
+        with self._transaction() as conn:
+            changed = conn.execute(
+                f"UPDATE media_analysis_batches SET {sets} WHERE batch_id=?{condition}", params
+            ).rowcount
+        return changed == 1
+
+    def finish_batch_item(self, batch_id: str, outcome: AnalysisOutcome) -> bool:
+        now = utc_now()
+        done = outcome.status == "completed"
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT ai_analysis_log FROM post_media"
+                " WHERE media_id=? AND ai_batch_id=? AND ai_analysis_status='started'",
+                (outcome.media_id, batch_id),
+            ).fetchone()
+            if row is None:
+                return False
+            log = parse_log(row["ai_analysis_log"]) + [*outcome.before_events, outcome.event]
+            conn.execute(
+                """UPDATE post_media SET ai_analysis_status=?,
+                       ai_analysis=CASE WHEN ? THEN ? ELSE ai_analysis END,
+                       ai_analyzed_at=CASE WHEN ? THEN ? ELSE ai_analyzed_at END,
+                       ai_model=coalesce(?, ai_model),
+                       ai_prompt_tokens=coalesce(ai_prompt_tokens, 0) + ?,
+                       ai_completion_tokens=coalesce(ai_completion_tokens, 0) + ?,
+                       ai_cost_usd=coalesce(ai_cost_usd, 0) + ?,
+                       ai_claimed_by=NULL, ai_claimed_at=NULL, ai_batch_id=NULL,
+                       ai_analysis_log=?, updated_at=?
+                   WHERE media_id=?""",
+                (
+                    outcome.status, done, _encode("ai_analysis", outcome.analysis), done, now,
+                    outcome.model, outcome.prompt_tokens, outcome.completion_tokens,
+                    outcome.cost_usd, json.dumps(log), now, outcome.media_id,
+                ),
+            )  # fmt: skip
+        return True
+
+    def release_analysis_batch(self, batch_id: str, event: dict) -> int:
+        now = utc_now()
+        with self._transaction() as conn:
+            waiting = conn.execute(
+                "SELECT media_id, ai_analysis_log FROM post_media WHERE ai_batch_id=? AND ai_analysis_status='started'",
+                (batch_id,),
+            ).fetchall()
+            for row in waiting:
+                conn.execute(
+                    """UPDATE post_media SET ai_analysis_status=CASE WHEN ai_analysis IS NOT NULL
+                               THEN 'completed' ELSE 'not_started' END,
+                           ai_claimed_by=NULL, ai_claimed_at=NULL, ai_batch_id=NULL,
+                           ai_analysis_log=?, updated_at=? WHERE media_id=?""",
+                    (json.dumps(parse_log(row["ai_analysis_log"]) + [event]), now, row["media_id"]),
+                )
+        return len(waiting)
+
+    def shareable_analysis(self, media_id: str, model: str) -> dict | None:
+        rows = self._rows(
+            """SELECT o.* FROM post_media me
+                 JOIN post_media o ON o.md5_sum = me.md5_sum AND o.media_id <> me.media_id
+                WHERE me.media_id = ? AND me.md5_sum IS NOT NULL
+                  AND o.ai_analysis_status = 'completed' AND o.ai_analysis IS NOT NULL
+                  AND (o.ai_model = ? OR o.ai_model LIKE ? || '-____-__-__')
+                ORDER BY o.ai_analyzed_at IS NULL, o.ai_analyzed_at DESC, o.media_id LIMIT 1""",
+            (media_id, model, model),
+        )
+        return rows[0] if rows else None
+
+    def batch_counts(self) -> dict:
+        with self._lock, _sqlite_errors(self.path):
+            row = self._conn.execute(
+                f"""SELECT count(*) FILTER (WHERE status IN {BATCH_OPEN_STATUSES}) AS batches_open,
+                          coalesce(sum(item_count) FILTER (WHERE status IN {BATCH_OPEN_STATUSES}), 0)
+                              AS batch_items_open,
+                          min(coalesce(submitted_at, created_at)) FILTER (WHERE status IN {BATCH_OPEN_STATUSES})
+                              AS batch_oldest_open_at,
+                          coalesce(sum(cost_usd), 0) AS batch_cost_usd,
+                          coalesce(sum(saved_usd), 0) AS batch_saved_usd
+                     FROM media_analysis_batches"""
+            ).fetchone()
+        return batch_counts_row(dict(row))
 
     def analysis_candidates(self, query: AnalysisQuery) -> list[dict]:
         with self._lock, _sqlite_errors(self.path):
@@ -527,7 +659,7 @@ class SQLiteStore(MediaStore):
                  WHERE download_status = 'downloaded' AND evicted_at IS NULL
                    AND local_file_path IS NOT NULL
                    AND (coalesce(ai_analysis_status, 'not_started') IN ({",".join("?" * len(statuses))})
-                        OR (ai_analysis_status = 'started'
+                        OR (ai_analysis_status = 'started' AND ai_batch_id IS NULL
                             AND (ai_claimed_at IS NULL OR ai_claimed_at < ?
                                  OR ai_claimed_by IN ({",".join("?" * len(dead))}))))
                    {id_clause}

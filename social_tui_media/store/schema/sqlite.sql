@@ -156,7 +156,8 @@ CREATE TABLE IF NOT EXISTS post_media (
     ai_model             TEXT,
     ai_prompt_tokens     INTEGER,
     ai_completion_tokens INTEGER,
-    ai_cost_usd          REAL
+    ai_cost_usd          REAL,
+    ai_batch_id          TEXT
 );
 CREATE INDEX IF NOT EXISTS idx_media_post_id ON post_media (post_id);
 CREATE INDEX IF NOT EXISTS idx_media_md5_sum ON post_media (md5_sum);
@@ -167,6 +168,37 @@ CREATE INDEX IF NOT EXISTS idx_media_download_queue ON post_media (download_stat
     WHERE download_status <> 'downloaded';
 CREATE INDEX IF NOT EXISTS idx_media_ai_queue ON post_media (ai_analysis_status)
     WHERE ai_analysis_status <> 'completed';
+CREATE INDEX IF NOT EXISTS idx_media_ai_batch ON post_media (ai_batch_id) WHERE ai_batch_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS idx_media_md5_completed ON post_media (md5_sum, ai_model)
+    WHERE ai_analysis_status = 'completed';
+
+-- Analysis batches sent to the OpenAI Batch API (20251207000000_analysis_batches).
+CREATE TABLE IF NOT EXISTS media_analysis_batches (
+    batch_id          TEXT PRIMARY KEY,
+    status            TEXT NOT NULL DEFAULT 'preparing'
+                      CHECK (status IN ('preparing', 'submitted', 'completed', 'expired', 'failed',
+                                        'cancelled', 'abandoned')),
+    model             TEXT NOT NULL,
+    api_base          TEXT,
+    owner             TEXT,
+    provider_batch_id TEXT UNIQUE,
+    input_file_id     TEXT,
+    output_file_id    TEXT,
+    error_file_id     TEXT,
+    item_count        INTEGER NOT NULL DEFAULT 0,
+    request_count     INTEGER NOT NULL DEFAULT 0,
+    prompt_tokens     INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_usd          REAL NOT NULL DEFAULT 0,
+    saved_usd         REAL NOT NULL DEFAULT 0,
+    error             TEXT,
+    created_at        TEXT NOT NULL,
+    submitted_at      TEXT,
+    finished_at       TEXT,
+    updated_at        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idx_analysis_batches_open ON media_analysis_batches (created_at)
+    WHERE status IN ('preparing', 'submitted');
 
 -- The append-only audit log (20251208000000): presigned URLs, exports, file deletions.
 CREATE TABLE IF NOT EXISTS media_audit (
