@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import date
+from typing import TYPE_CHECKING
 
 from social_tui_media import __version__
 from social_tui_media.cli.formats import Summary, add_format_options, output_format, print_rows, print_summary
@@ -40,6 +41,9 @@ from social_tui_media.store.interface import (
     MediaQuery,
     MediaStore,
 )
+
+if TYPE_CHECKING:
+    from social_tui_media.jobs.thumbnails import ThumbnailReport
 
 LIST_COLUMNS = [
     "media_id",
@@ -104,6 +108,13 @@ ARCHIVE_LABELS = {
     "reused": "rows reusing an archive copy",
     "failed": "failed",
     "bytes": "bytes uploaded",
+}
+THUMBNAIL_LABELS = {
+    "files_seen": "cached files",
+    "made": "thumbnails made",
+    "existing": "had one already",
+    "not_cached": "rows whose file is not in the cache",
+    "failed": "files that give no thumbnail",
 }
 VERIFY_LABELS = {
     "rows_checked": "rows checked",
@@ -201,6 +212,10 @@ def cmd_verify_cache(args, settings: Settings, store: MediaStore) -> int:
             warn(failure)
         report = verify_cache(store, cache)
         summary.add_fields(repaired, REPAIR_LABELS)
+    if args.repair:  # a missing thumbnail is no corruption: rebuilt, never counted in the exit code
+        thumbs = make_thumbnails_with_progress(store, cache)
+        summary.add("thumbnails_made", "missing thumbnails made", thumbs.made)
+        summary.add("thumbnails_failed", "files that give no thumbnail", thumbs.failed)
     for key, value in report.as_dict().items():
         summary.add(key, VERIFY_LABELS[key], value, len(value) if isinstance(value, list) else value)
     print_summary(summary, output_format(args), args.quiet)
@@ -216,6 +231,27 @@ def cmd_verify_cache(args, settings: Settings, store: MediaStore) -> int:
     if report.stray and not args.repair:
         warn(f"{len(report.stray)} files in the cache belong to no row: `verify-cache --repair` removes them")
     return EXIT_ITEMS_FAILED if report.problems else EXIT_OK
+
+
+def make_thumbnails_with_progress(store: MediaStore, cache: MediaCache) -> ThumbnailReport:
+    """Every missing thumbnail, with a progress bar; a file that gives none is one warning line."""
+    from social_tui_media.jobs.thumbnails import make_missing_thumbnails
+
+    with progress_bar("making thumbnails", with_bytes=False) as bar:
+        report = make_missing_thumbnails(store, cache, progress=bar)
+    for failure in report.failures[:20]:
+        warn(f"no thumbnail for {failure}")
+    if len(report.failures) > 20:
+        warn(f"... and {len(report.failures) - 20} more files give no thumbnail (the log has each)")
+    return report
+
+
+def cmd_thumbnails(args, settings: Settings, store: MediaStore) -> int:
+    report = make_thumbnails_with_progress(store, MediaCache(settings.cache_dir))
+    summary = summary_for("thumbnails", settings, args.run_id)
+    summary.add_fields(report, THUMBNAIL_LABELS)
+    print_summary(summary, output_format(args), args.quiet)
+    return EXIT_ITEMS_FAILED if report.failed else EXIT_OK
 
 
 def cmd_backfill(args, settings: Settings, store: MediaStore) -> int:
@@ -435,6 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("verify-cache", "re-hash cached files; exit 1 while corruption remains")
     p.add_argument("--repair", action="store_true", help="restore or re-fetch missing and corrupt files")
 
+    command("thumbnails", "make every missing thumbnail (cache/media/thumbs/{md5}.webp)")
+
     p = command("backfill", "create media rows for stored posts that have none")
     add_backfill_arguments(p)
 
@@ -475,6 +513,7 @@ COMMANDS = {
     "download-all": cmd_download_all,
     "verify-cache": cmd_verify_cache,
     "backfill": cmd_backfill,
+    "thumbnails": cmd_thumbnails,
     "analyze": cmd_analyze,
     "archive": cmd_archive,
     "url": cmd_url,
