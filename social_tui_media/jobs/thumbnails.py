@@ -41,7 +41,10 @@ def _missing(store: MediaStore, cache: MediaCache, report: ThumbnailReport) -> I
         if target.is_file():
             report.existing += 1
             continue
-        yield target, {k: row.get(k) for k in THUMB_FIELDS}  # what making one needs: a page's worth of rows stays small
+        yield (
+            target,
+            {k: row.get(k) for k in THUMB_FIELDS},
+        )  # what making one needs: a page's worth of rows stays small
 
 
 def make_missing_thumbnails(

@@ -159,6 +159,32 @@ class MediaQuery:
                 raise ValueError(f"since={self.since!r} is not a date like 2025-11-01") from None
 
 
+@dataclass(frozen=True)
+class BrowseQuery:
+    """Which media rows, with their post, the browser and the gallery show; every filter given
+    must hold (None: any). Text filters match a substring in any case; % and _ are literal."""
+
+    text: str | None = None  # in the analysis, the post's text, or the author's username or name
+    post_id: str | None = None
+    author: str | None = None  # in the author's username or name
+    media_type: str | None = None
+
+
+# What `browse_media` returns for each row: the media's own fields and its post's, prefixed.
+BROWSE_MEDIA_FIELDS = (
+    "media_id", "post_id", "media_type", "media_url", "local_file_path", "file_size", "mime_type", "width",
+    "height", "md5_sum", "download_status", "download_error", "ai_analysis_status", "ai_analysis",
+    "ai_analyzed_at", "archive_url", "evicted_at", "position", "slot_role", "created_at",
+)  # fmt: skip
+BROWSE_POST_FIELDS = {  # our name: the posts column
+    "post_author_username": "author_username",
+    "post_author_name": "author_name",
+    "post_url": "url",
+    "post_text": "text_content",
+    "post_posted_at": "posted_at_timestamp",  # epoch milliseconds
+}
+
+
 @dataclass
 class RunCounts:
     posts_processed: int = 0
@@ -195,6 +221,13 @@ class MediaStore(Protocol):
         return list(self.iter_media(MediaQuery(**filters)))
 
     def get_media(self, media_id: str) -> dict | None: ...
+
+    def browse_media(
+        self, query: BrowseQuery, after: tuple | None = None, limit: int = PAGE_ROWS
+    ) -> list[dict]:
+        """Up to `limit` (at most PAGE_ROWS) media rows matching `query`, each with its post's
+        fields (BROWSE_MEDIA_FIELDS and BROWSE_POST_FIELDS): newest post first, a post's media in
+        its order. One query per page; `after` is the previous page's last `browse_key`."""
 
     def download_claimants(self) -> list[str]: ...
 
@@ -330,6 +363,16 @@ def system_info(script_name: str, platform: str = "linkedin") -> str:
 def analysis_claim_order(row: dict) -> tuple:
     """The order rows are analysed in: oldest first."""
     return (row["created_at"], row["media_id"])
+
+
+def browse_key(row: dict) -> tuple:
+    """Where a `browse_media` row sits in its order: the key the next page starts after."""
+    return (row["post_posted_at"], row["post_id"], row["position"], row["media_id"])
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, its % _ and \\ literal (ESCAPE '\\')."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def media_order(row: dict) -> tuple:
