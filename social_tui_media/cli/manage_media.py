@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from social_tui_media import __version__
@@ -38,6 +39,7 @@ from social_tui_media.store.interface import (
     AI_STATUSES,
     DOWNLOAD_STATUSES,
     AnalysisQuery,
+    BrowseQuery,
     MediaQuery,
     MediaStore,
 )
@@ -116,6 +118,15 @@ THUMBNAIL_LABELS = {
     "not_cached": "rows whose file is not in the cache",
     "failed": "files that give no thumbnail",
 }
+GALLERY_LABELS = {
+    "items": "media exported",
+    "posts": "posts",
+    "thumbnails": "thumbnails copied",
+    "files": "media files copied",
+    "bytes_copied": "bytes copied",
+    "not_cached": "media shown without their file (not downloaded or evicted)",
+}
+MEDIA_TYPES = ("image", "video", "document")
 VERIFY_LABELS = {
     "rows_checked": "rows checked",
     "files_checked": "files re-hashed",
@@ -252,6 +263,42 @@ def cmd_thumbnails(args, settings: Settings, store: MediaStore) -> int:
     summary.add_fields(report, THUMBNAIL_LABELS)
     print_summary(summary, output_format(args), args.quiet)
     return EXIT_ITEMS_FAILED if report.failed else EXIT_OK
+
+
+def browse_query(args) -> BrowseQuery:
+    """The filters `browse` and `export-gallery` share."""
+    text = (args.query or "").strip() or None
+    return BrowseQuery(text=text, post_id=args.post_id, author=args.author, media_type=args.media_type)
+
+
+def cmd_browse(args, settings: Settings, store: MediaStore) -> int:
+    try:
+        from social_tui_media.cli.browse import run_browser
+    except ImportError as exc:
+        raise UsageError(
+            f"browse needs Textual and textual-image ({exc.name} is missing): "
+            "pip install 'social-tui-media[browse]' (or pip install -r requirements.txt)"
+        ) from None
+    return run_browser(store, settings, browse_query(args))
+
+
+def cmd_export_gallery(args, settings: Settings, store: MediaStore) -> int:
+    from social_tui_media.jobs.gallery import GalleryError, export_gallery
+
+    query = browse_query(args)
+    cache = MediaCache(settings.cache_dir)
+    try:
+        with progress_bar("exporting media", with_bytes=False) as bar:
+            report = export_gallery(store, cache, args.out_dir, query, markdown=args.markdown, progress=bar)
+    except GalleryError as exc:
+        raise UsageError(str(exc)) from None
+    for media_id in report.no_thumbnail[:20]:
+        warn(f"{media_id}: its file gives no thumbnail (the log says why); shown without one")
+    summary = summary_for("export-gallery", settings, args.run_id)
+    summary.add("index", "open", str(report.index))
+    summary.add_fields(report, GALLERY_LABELS)
+    print_summary(summary, output_format(args), args.quiet)
+    return EXIT_OK
 
 
 def cmd_backfill(args, settings: Settings, store: MediaStore) -> int:
@@ -433,6 +480,14 @@ def add_backfill_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=positive_int, help="backfill at most N posts")
 
 
+def add_browse_filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--post-id", help="media of one post")
+    parser.add_argument("--author", help="part of the author's name or username")
+    parser.add_argument(
+        "--type", "--media-type", dest="media_type", choices=MEDIA_TYPES, help="one kind of media"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="manage_media.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -470,6 +525,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("verify-cache", "re-hash cached files; exit 1 while corruption remains")
     p.add_argument("--repair", action="store_true", help="restore or re-fetch missing and corrupt files")
+
+    p = command("browse", "browse media in the terminal: thumbnails, analysis and posts", summary=False)
+    p.add_argument(
+        "query", metavar="QUERY", nargs="?", help="words in the analysis, the post's text or the author"
+    )
+    add_browse_filters(p)
+
+    p = command("export-gallery", "write a static gallery (index.html) or a Markdown report of media")
+    p.add_argument("out_dir", metavar="OUT_DIR", type=Path, help="folder to write (created if missing)")
+    p.add_argument(
+        "query", metavar="QUERY", nargs="?", help="words in the analysis, the post's text or the author"
+    )
+    add_browse_filters(p)
+    p.add_argument(
+        "--markdown", action="store_true", help="write report.md (with the files) instead of the pages"
+    )
 
     command("thumbnails", "make every missing thumbnail (cache/media/thumbs/{md5}.webp)")
 
@@ -514,6 +585,8 @@ COMMANDS = {
     "verify-cache": cmd_verify_cache,
     "backfill": cmd_backfill,
     "thumbnails": cmd_thumbnails,
+    "browse": cmd_browse,
+    "export-gallery": cmd_export_gallery,
     "analyze": cmd_analyze,
     "archive": cmd_archive,
     "url": cmd_url,

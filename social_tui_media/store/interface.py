@@ -284,6 +284,14 @@ def requeue_for_download(store: MediaStore, media_ids: list[str], forget_path: b
         store.update_media(media_id, fields)
 
 
+def requeue_for_analysis(store: MediaStore, media_ids: list[str]) -> None:
+    """Put rows back in the analysis queue (`analyze --status not_started` takes them next)."""
+    for media_id in media_ids:
+        store.update_media(
+            media_id, {"ai_analysis_status": "not_started", "ai_claimed_by": None, "ai_claimed_at": None}
+        )
+
+
 def media_pages(read_page: Callable[[tuple | None], list[dict]]) -> Iterator[dict]:
     """Rows in key order, one page in memory at a time: `read_page(after)` returns up to
     PAGE_ROWS rows whose key (`media_order`) comes after `after` (None: from the start).
