@@ -3,9 +3,12 @@ PDF's first page; hostile files give none, leave nothing behind and say so in on
 
 from __future__ import annotations
 
+import json
 import logging
 import stat
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from social_tui_media.media.thumbnails import (
     render_thumbnail,
     thumbnail_path,
 )
+from tests.conftest import ROOT
 from tests.test_media_vision import _make_mp4, _make_pdf
 
 MD5 = "0123456789abcdef0123456789abcdef"
@@ -157,3 +161,60 @@ def test_durations_read_like_a_player_shows_them():
 def test_a_path_that_is_not_an_md5_is_refused():
     with pytest.raises(ValueError):
         thumbnail_path(Path("/cache"), "../../etc/passwd")
+
+
+# the commands -----------------------------------------------------------------------------------
+
+
+def manage_media(env, cwd, *args) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage_media.py"), *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite"])
+def test_downloads_make_no_thumbnail_and_the_thumbnails_command_makes_each_once(
+    shown_media, settings, cli_env, tmp_path
+):
+    thumbs = settings.cache_dir / "thumbs"
+    assert not thumbs.exists()  # never in the download path
+    first = manage_media(cli_env, tmp_path, "thumbnails", "--format", "json")
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    md5s = {r["md5_sum"] for r in shown_media if r["download_status"] == "downloaded"}
+    assert report["made"] == report["files_seen"] == len(md5s) and report["failed"] == 0
+    assert {p.stem for p in thumbs.glob("*.webp")} == md5s
+    again = json.loads(manage_media(cli_env, tmp_path, "thumbnails", "--format", "json").stdout)
+    assert again["made"] == 0 and again["existing"] == len(md5s)
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite"])
+def test_a_hostile_cached_file_is_one_warning_line_and_exit_1_the_rest_are_made(
+    shown_media, settings, cli_env, tmp_path
+):
+    image = next(r for r in shown_media if r["mime_type"] == "image/jpeg")
+    Path(image["local_file_path"]).write_bytes(_png_claiming(70_000, 70_000))
+    result = manage_media(cli_env, tmp_path, "thumbnails", "--format", "json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["failed"] == 1 and report["made"] == report["files_seen"] - 1
+    [line] = [line for line in result.stderr.splitlines() if "no thumbnail" in line]
+    assert image["media_id"] in line and ("70000x70000" in line or "decompression bomb" in line)
+    assert not thumbnail_path(settings.cache_dir, image["md5_sum"]).exists()
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite"])
+def test_verify_cache_repair_rebuilds_missing_thumbnails(shown_media, settings, cli_env, tmp_path):
+    assert manage_media(cli_env, tmp_path, "thumbnails").returncode == 0
+    removed = sorted((settings.cache_dir / "thumbs").glob("*.webp"))[:3]
+    for path in removed:
+        path.unlink()
+    result = manage_media(cli_env, tmp_path, "verify-cache", "--repair", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["thumbnails_made"] == 3
+    assert all(path.is_file() for path in removed)
