@@ -180,7 +180,7 @@ def test_without_textual_browse_says_what_to_install_and_exits_2(cli_env, tmp_pa
 
 def tmux_screen(session: str) -> str:
     return subprocess.run(
-        ["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True
+        ["tmux", "-L", session, "capture-pane", "-p", "-t", session], capture_output=True, text=True
     ).stdout
 
 
@@ -202,7 +202,7 @@ def test_browse_in_tmux_lists_searches_and_quits(shown_media, cli_env, tmp_path)
     env = " ".join(f"{k}={shlex.quote(v)}" for k, v in cli_env.items() if k not in ("COLUMNS", "LINES"))
     command = f"env -i TERM=xterm-256color {env} {sys.executable} {ROOT / 'manage_media.py'} browse; echo EXIT=$?; sleep 30"
     subprocess.run(
-        ["tmux", "new-session", "-d", "-s", session, "-x", "150", "-y", "40", command],
+        ["tmux", "-L", session, "new-session", "-d", "-s", session, "-x", "150", "-y", "40", command],
         check=True,
         cwd=tmp_path,
     )
@@ -211,15 +211,17 @@ def test_browse_in_tmux_lists_searches_and_quits(shown_media, cli_env, tmp_path)
         screen = wait_for(session, "Copy post URL")
         assert "Bo Chen @bo" in wait_for(session, "Bo Chen @bo")
         assert "▀" in screen or "▄" in screen  # tmux answers no graphics query: half-blocks
-        subprocess.run(["tmux", "send-keys", "-t", session, "/"], check=True)
+        subprocess.run(["tmux", "-L", session, "send-keys", "-t", session, "/"], check=True)
         time.sleep(0.5)  # as a person: the search box takes the focus, then the words come
-        subprocess.run(["tmux", "send-keys", "-t", session, "c", "o", "s", "t", "s"], check=True)
+        subprocess.run(
+            ["tmux", "-L", session, "send-keys", "-t", session, "c", "o", "s", "t", "s"], check=True
+        )
         screen = wait_for(session, "1 media · costs")
         assert "A bar chart of cloud costs" in screen
-        subprocess.run(["tmux", "send-keys", "-t", session, "Escape"], check=True)
+        subprocess.run(["tmux", "-L", session, "send-keys", "-t", session, "Escape"], check=True)
         time.sleep(0.3)
-        subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
+        subprocess.run(["tmux", "-L", session, "send-keys", "-t", session, "q"], check=True)
         screen = wait_for(session, "EXIT=")
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        subprocess.run(["tmux", "-L", session, "kill-server"], capture_output=True)
     assert "EXIT=0" in screen
