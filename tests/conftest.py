@@ -243,14 +243,16 @@ DESCRIPTIONS = [  # analyses as the vision model writes them, for what the brows
 
 @pytest.fixture
 def shown_media(store, settings, samples_dir) -> list[dict]:
-    """The first scrape imported and downloaded (images, a video, a PDF), some rows analysed."""
+    """The first scrape imported and downloaded (images, a video, a PDF), three images analysed."""
     from social_tui_media.jobs.download import download_pending
     from social_tui_media.jobs.import_posts import import_path
     from social_tui_media.store.interface import MediaQuery
 
     report = import_path(store, scrape(samples_dir, 1))
     download_pending(store, settings, media_ids=report.media_ids)
-    rows = store.list_media()
+    rows = [
+        row for row in store.list_media() if row["media_type"] == "image"
+    ]  # photos are what gets described
     for row, (description, tags, text) in zip(rows, DESCRIPTIONS, strict=False):
         analysis = {"description": description, "tags": tags, "text_in_image": text, "kind": "photo"}
         store.update_media(row["media_id"], {"ai_analysis": analysis, "ai_analysis_status": "completed"})

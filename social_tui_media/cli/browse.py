@@ -172,7 +172,7 @@ class MediaBrowser(App):
 
     def reload(self) -> None:
         """Start over with the current query (a new search)."""
-        self.rows, self.cursor = [], None
+        self.rows, self.cursor, self.loading = [], None, False  # a page still loading is for the old query
         self.query_one(DataTable).clear()
         self.load_page(self.query, None, fresh=True)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from social_tui_media.store.interface import BrowseQuery, MediaStore, browse_key
+from social_tui_media.store.interface import PAGE_ROWS, BrowseQuery, MediaStore, browse_key
 
 BROWSE_PAGE_ROWS = 200  # a screenful and more: the browser's first page comes back at once
 
@@ -26,6 +26,7 @@ def find_media(
     store: MediaStore, query: BrowseQuery, cursor: object | None = None, limit: int = BROWSE_PAGE_ROWS
 ) -> MediaPage:
     """One page of the media `query` finds, each row with its post's fields, newest post first."""
+    limit = min(limit, PAGE_ROWS)  # a store returns at most that many: a shorter page must mean the end
     after = cursor if isinstance(cursor, tuple) else None
     rows = store.browse_media(query, after=after, limit=limit)
     return MediaPage(rows, browse_key(rows[-1]) if len(rows) == limit else None)
