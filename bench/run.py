@@ -30,7 +30,18 @@ if str(_ROOT) not in sys.path:
 from bench import common  # noqa: E402
 from bench.common import ROOT, BenchError, Context, Row, Workspace, log, not_measured, wait_for_quiet, warm_up  # noqa: E402
 
-SCENARIOS = ("download", "reimport", "memory", "verify", "archive", "posts", "analysis", "list", "import")
+SCENARIOS = (
+    "download",
+    "reimport",
+    "memory",
+    "verify",
+    "archive",
+    "posts",
+    "analysis",
+    "list",
+    "import",
+    "browse",
+)
 TARGETS = {
     "download": "1a. download 1,000 media vs `aria2c -j 5` / 1b. vs sequential loop",
     "reimport": "2. re-import with re-signed URLs",
@@ -41,11 +52,12 @@ TARGETS = {
     "analysis": "7. analysis of 200 images vs worker count",
     "list": "8. `list --download-status pending` of 130,000 media rows (json, jsonl)",
     "import": "9. import one file of 100,000 posts `--no-media` (SQLite, PostgreSQL)",
+    "browse": "10. `browse`: first screen over 130,000 media rows (SQLite, PostgreSQL)",
 }
 
 
 def run_scenarios(ctx: Context, only: set[str]) -> list[Row]:
-    from bench import analysis, archive, download, import_scale, list_scale, posts, verify
+    from bench import analysis, archive, browse_scale, download, import_scale, list_scale, posts, verify
 
     plan: list[tuple[str, object]] = []
     if only & {"download", "reimport"}:
@@ -58,6 +70,7 @@ def run_scenarios(ctx: Context, only: set[str]) -> list[Row]:
         ("analysis", lambda: analysis.run(ctx)),
         ("list", lambda: list_scale.run(ctx)),
         ("import", lambda: import_scale.run(ctx)),
+        ("browse", lambda: browse_scale.run(ctx)),
     ]
     rows: list[Row] = []
     for name, scenario in plan:

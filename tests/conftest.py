@@ -236,3 +236,28 @@ def pytest_collection_modifyitems(items):
         on_pg_store = params is not None and params.params.get("store_kind") in ("postgres", "rest")
         if on_pg_store or PG_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.postgres)
+
+
+DESCRIPTIONS = [  # analyses as the vision model writes them, for what the browser and the gallery show
+    ("A speaker on stage in front of a slide titled Graviton", ["keynote", "stage", "cloud"], "GRAVITON 4"),
+    ("A bar chart of cloud costs falling quarter by quarter", ["chart", "cloud", "costs"], "Q1 Q2 Q3"),
+    ("The team posing in front of the booth", ["team", "booth"], ""),
+]
+
+
+@pytest.fixture
+def shown_media(store, settings, samples_dir) -> list[dict]:
+    """The first scrape imported and downloaded (images, a video, a PDF), three images analysed."""
+    from social_tui_media.jobs.download import download_pending
+    from social_tui_media.jobs.import_posts import import_path
+    from social_tui_media.store.interface import MediaQuery
+
+    report = import_path(store, scrape(samples_dir, 1))
+    download_pending(store, settings, media_ids=report.media_ids)
+    rows = [
+        row for row in store.list_media() if row["media_type"] == "image"
+    ]  # photos are what gets described
+    for row, (description, tags, text) in zip(rows, DESCRIPTIONS, strict=False):
+        analysis = {"description": description, "tags": tags, "text_in_image": text, "kind": "photo"}
+        store.update_media(row["media_id"], {"ai_analysis": analysis, "ai_analysis_status": "completed"})
+    return list(store.iter_media(MediaQuery()))

@@ -123,6 +123,9 @@ def test_tui_hook_finds_the_cached_file_under_any_signature_and_never_fetches(me
     resigned = row["media_url"].split("?")[0] + "?e=1999999999&v=beta&t=another-signature"
     found = media_cache.cached_media(url=resigned)
     assert found is not None and found.media_id == row["media_id"]
+    assert (
+        found.thumbnail_path is not None and found.thumbnail_path.name == f"{row['md5_sum']}.webp"
+    )  # made on ask
     assert hashlib.md5(found.local_path.read_bytes()).hexdigest() == row["md5_sum"]
     assert media_cache.cached_media(post_id=row["post_id"]).local_path.is_file()
     assert media_cache.find_cached_by_url(resigned) == found.local_path

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from social_tui_media import __version__
 from social_tui_media.cli.formats import Summary, add_format_options, output_format, print_rows, print_summary
@@ -40,10 +42,14 @@ from social_tui_media.store.interface import (
     DOWNLOAD_STATUSES,
     AnalysisQuery,
     AuditQuery,
+    BrowseQuery,
     MediaQuery,
     MediaStore,
     make_audit,
 )
+
+if TYPE_CHECKING:
+    from social_tui_media.jobs.thumbnails import ThumbnailReport
 
 LIST_COLUMNS = [
     "media_id",
@@ -155,6 +161,22 @@ DOWNLOAD_FIGURES = {  # DownloadFigures field -> (stats key, label, how a person
     "bytes_per_second": ("download_bytes_per_second", "download throughput (bytes/s)", "count"),
     "failures_by_kind": ("download_failures_by_kind", "failed downloads by kind", "kinds"),
 }
+THUMBNAIL_LABELS = {
+    "files_seen": "cached files",
+    "made": "thumbnails made",
+    "existing": "had one already",
+    "not_cached": "rows whose file is not in the cache",
+    "failed": "files that give no thumbnail",
+}
+GALLERY_LABELS = {
+    "items": "media exported",
+    "posts": "posts",
+    "thumbnails": "thumbnails copied",
+    "files": "media files copied",
+    "bytes_copied": "bytes copied",
+    "not_cached": "media shown without their file (not downloaded or evicted)",
+}
+MEDIA_TYPES = ("image", "video", "document")
 VERIFY_LABELS = {
     "rows_checked": "rows checked",
     "files_checked": "files re-hashed",
@@ -341,6 +363,10 @@ def cmd_verify_cache(args, settings: Settings, store: MediaStore) -> int:
             warn(failure)
         report = verify_cache(store, cache)
         summary.add_fields(repaired, REPAIR_LABELS)
+    if args.repair:  # a missing thumbnail is no corruption: rebuilt, never counted in the exit code
+        thumbs = make_thumbnails_with_progress(store, cache)
+        summary.add("thumbnails_made", "missing thumbnails made", thumbs.made)
+        summary.add("thumbnails_failed", "files that give no thumbnail", thumbs.failed)
     for key, value in report.as_dict().items():
         summary.add(key, VERIFY_LABELS[key], value, len(value) if isinstance(value, list) else value)
     print_summary(summary, output_format(args), args.quiet)
@@ -356,6 +382,63 @@ def cmd_verify_cache(args, settings: Settings, store: MediaStore) -> int:
     if report.stray and not args.repair:
         warn(f"{len(report.stray)} files in the cache belong to no row: `verify-cache --repair` removes them")
     return EXIT_ITEMS_FAILED if report.problems else EXIT_OK
+
+
+def make_thumbnails_with_progress(store: MediaStore, cache: MediaCache) -> ThumbnailReport:
+    """Every missing thumbnail, with a progress bar; a file that gives none is one warning line."""
+    from social_tui_media.jobs.thumbnails import make_missing_thumbnails
+
+    with progress_bar("making thumbnails", with_bytes=False) as bar:
+        report = make_missing_thumbnails(store, cache, progress=bar)
+    for failure in report.failures[:20]:
+        warn(f"no thumbnail for {failure}")
+    if len(report.failures) > 20:
+        warn(f"... and {len(report.failures) - 20} more files give no thumbnail (the log has each)")
+    return report
+
+
+def cmd_thumbnails(args, settings: Settings, store: MediaStore) -> int:
+    report = make_thumbnails_with_progress(store, MediaCache(settings.cache_dir))
+    summary = summary_for("thumbnails", settings, args.run_id)
+    summary.add_fields(report, THUMBNAIL_LABELS)
+    print_summary(summary, output_format(args), args.quiet)
+    return EXIT_ITEMS_FAILED if report.failed else EXIT_OK
+
+
+def browse_query(args) -> BrowseQuery:
+    """The filters `browse` and `export-gallery` share."""
+    text = (args.query or "").strip() or None
+    return BrowseQuery(text=text, post_id=args.post_id, author=args.author, media_type=args.media_type)
+
+
+def cmd_browse(args, settings: Settings, store: MediaStore) -> int:
+    try:
+        from social_tui_media.cli.browse import run_browser
+    except ImportError as exc:
+        raise UsageError(
+            f"browse needs Textual and textual-image ({exc.name} is missing): "
+            "pip install 'social-tui-media[browse]' (or pip install -r requirements.txt)"
+        ) from None
+    return run_browser(store, settings, browse_query(args))
+
+
+def cmd_export_gallery(args, settings: Settings, store: MediaStore) -> int:
+    from social_tui_media.jobs.gallery import GalleryError, export_gallery
+
+    query = browse_query(args)
+    cache = MediaCache(settings.cache_dir)
+    try:
+        with progress_bar("exporting media", with_bytes=False) as bar:
+            report = export_gallery(store, cache, args.out_dir, query, markdown=args.markdown, progress=bar)
+    except GalleryError as exc:
+        raise UsageError(str(exc)) from None
+    for media_id in report.no_thumbnail[:20]:
+        warn(f"{media_id}: its file gives no thumbnail (the log says why); shown without one")
+    summary = summary_for("export-gallery", settings, args.run_id)
+    summary.add("index", "open", str(report.index))
+    summary.add_fields(report, GALLERY_LABELS)
+    print_summary(summary, output_format(args), args.quiet)
+    return EXIT_OK
 
 
 def cmd_backfill(args, settings: Settings, store: MediaStore) -> int:
@@ -641,6 +724,14 @@ def add_backfill_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=positive_int, help="backfill at most N posts")
 
 
+def add_browse_filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--post-id", help="media of one post")
+    parser.add_argument("--author", help="part of the author's name or username")
+    parser.add_argument(
+        "--type", "--media-type", dest="media_type", choices=MEDIA_TYPES, help="one kind of media"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="manage_media.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -689,6 +780,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("verify-cache", "re-hash cached files; exit 1 while corruption remains")
     p.add_argument("--repair", action="store_true", help="restore or re-fetch missing and corrupt files")
+
+    p = command("browse", "browse media in the terminal: thumbnails, analysis and posts", summary=False)
+    p.add_argument(
+        "query", metavar="QUERY", nargs="?", help="words in the analysis, the post's text or the author"
+    )
+    add_browse_filters(p)
+
+    p = command("export-gallery", "write a static gallery (index.html) or a Markdown report of media")
+    p.add_argument("out_dir", metavar="OUT_DIR", type=Path, help="folder to write (created if missing)")
+    p.add_argument(
+        "query", metavar="QUERY", nargs="?", help="words in the analysis, the post's text or the author"
+    )
+    add_browse_filters(p)
+    p.add_argument(
+        "--markdown", action="store_true", help="write report.md (with the files) instead of the pages"
+    )
+
+    command("thumbnails", "make every missing thumbnail (cache/media/thumbs/{md5}.webp)")
 
     p = command("backfill", "create media rows for stored posts that have none")
     add_backfill_arguments(p)
@@ -739,6 +848,9 @@ COMMANDS = {
     "download-all": cmd_download_all,
     "verify-cache": cmd_verify_cache,
     "backfill": cmd_backfill,
+    "thumbnails": cmd_thumbnails,
+    "browse": cmd_browse,
+    "export-gallery": cmd_export_gallery,
     "analyze": cmd_analyze,
     "archive": cmd_archive,
     "url": cmd_url,

@@ -231,6 +231,29 @@ class MediaCache:
         roots = (self.root, self.legacy_dir) if legacy_too else (self.root,)
         return resolved if any(resolved.is_relative_to(r.resolve()) for r in roots) else None
 
+    def file_of(self, row: dict) -> Path | None:
+        """The cached file a row points at, confined to the cache, when it is there; else None.
+        Every reader that shows, copies or thumbnails a file goes through here: the one place
+        a read of a cached file happens (and could be recorded)."""
+        if row.get("evicted_at") or row.get("download_status") not in (None, "downloaded"):
+            return None
+        path = self.confined(row.get("local_file_path"))
+        return path if path is not None and path.is_file() else None
+
+    def thumbnail_of(self, row: dict) -> Path | None:
+        """The row's thumbnail (`{root}/thumbs/{md5}.webp`), made now when missing; None when the
+        file is not cached or gives no thumbnail (one log line)."""
+        from social_tui_media.media.thumbnails import ensure_thumbnail, thumbnail_path
+
+        md5_sum = row.get("md5_sum")
+        if not md5_sum:
+            return None
+        made = thumbnail_path(self.root, md5_sum)
+        if made.is_file():
+            return made
+        source = self.file_of(row)
+        return ensure_thumbnail(self.root, source, md5_sum, row.get("mime_type")) if source else None
+
     def remove(self, path: Path) -> None:
         """Delete a file of the cache; a path outside the cache root is refused."""
         inside = self.confined(path)
@@ -242,7 +265,6 @@ class MediaCache:
 # The installation's media_cache API, on the configured cache --------------------------------
 
 MEDIA_TYPE_BY_CATEGORY = {category: media_type for media_type, category in CATEGORY_BY_MEDIA_TYPE.items()}
-THUMBS = "thumbs"
 
 
 @dataclass(frozen=True)
@@ -254,7 +276,7 @@ class CachedFile:
     local_path: Path
     mime_type: str | None
     md5_sum: str | None
-    thumbnail_path: Path | None  # `{cache}/thumbs/{md5}.webp` when one was made
+    thumbnail_path: Path | None  # `{cache}/thumbs/{md5}.webp` (made on first ask), None when none can be
 
 
 def _settings_cache() -> MediaCache:
@@ -332,13 +354,14 @@ def cached_media(post_id: str | None = None, url: str | None = None, store: Any 
     finally:
         if own:
             store.close()
-    if row is None or not Path(row["local_file_path"]).is_file():
+    cache = MediaCache(settings.cache_dir)
+    local_path = cache.file_of(row) if row is not None else None
+    if row is None or local_path is None:
         return None
     usage_recorder(settings).touch(row["media_id"])  # a read: eviction follows last use
-    thumbnail = settings.cache_dir / THUMBS / f"{row['md5_sum']}.webp"
     return CachedFile(
-        row["media_id"], row["post_id"], Path(row["local_file_path"]), row.get("mime_type"), row.get("md5_sum"),
-        thumbnail if thumbnail.is_file() else None,
+        row["media_id"], row["post_id"], local_path, row.get("mime_type"), row.get("md5_sum"),
+        cache.thumbnail_of(row),  # made now, once, when missing
     )  # fmt: skip
 
 

@@ -17,7 +17,6 @@ import time
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ import tenacity
 from openai.types.chat import ChatCompletion
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from social_tui_media.media.frames import PDFIUM_LOCK, UnreadableMedia, pdf_pages, video_frames  # noqa: F401 (PDFIUM_LOCK: re-exported)
 from social_tui_media.media.retry_after import retry_after_seconds
 from social_tui_media.settings import ConfigError, Settings
 
@@ -57,9 +57,6 @@ PDF_LONG_SIDE = 1024
 # Refuse to decode anything larger than this (Pillow's own bomb check starts at ~89 Mpx
 # with a warning only); a social-media image is a few megapixels.
 MAX_IMAGE_PIXELS = 64_000_000
-# After a seek the decoder lands on the keyframe before the target; decode forward at most
-# this many frames to reach the target, so a long GOP cannot make one seek decode a movie.
-MAX_FRAMES_AFTER_SEEK = 90
 MAX_COMPLETION_TOKENS = 2048
 # The Batch API bills the same model and requests at half the synchronous price.
 BATCH_PRICE_FACTOR = 0.5
@@ -284,107 +281,11 @@ def _image_data_url(path: Path, max_side: int) -> str:
         raise AnalysisError("unreadable_media", f"{path.name} is not a readable image: {exc}") from None
 
 
-def _video_timestamps(duration_s: float, count: int) -> list[float]:
-    """`count` instants spread evenly over the video, at the middle of equal slices."""
-    return [duration_s * (i + 0.5) / count for i in range(count)]
-
-
-def _video_frames(path: Path, count: int) -> list[Image.Image]:
-    """Up to `count` distinct frames spread over the video; [] when none can be decoded."""
-    try:  # PyAV bundles FFmpeg; imported lazily so image-only callers skip its load time.
-        import av
-    except ImportError:  # the `video` extra is not installed: the thumbnail stands in
-        logger.warning("PyAV is not installed (pip install 'social-tui-media[video]'); no video frames")
-        return []
-
-    images: list[Image.Image] = []
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                return []
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            time_base = stream.time_base or Fraction(1, 1_000_000)
-            if stream.duration:
-                duration_s = float(stream.duration * time_base)
-            elif container.duration:
-                duration_s = container.duration / av.time_base
-            else:
-                duration_s = 0.0
-            targets = _video_timestamps(duration_s, count) if duration_s > 0 else [0.0]
-            seen_pts: set[int | None] = set()
-            for target in targets:
-                frame = _frame_at(container, stream, target, time_base)
-                if frame is None or frame.pts in seen_pts:
-                    continue
-                seen_pts.add(frame.pts)
-                image = frame.to_image()
-                if frame.rotation:  # phone videos: stored landscape, shown portrait
-                    image = image.rotate(frame.rotation, expand=True)
-                images.append(image)
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        logger.info("video %s: decoding stopped: %s", path.name, exc)
-    return images
-
-
-def _frame_at(container: Any, stream: Any, target_s: float, time_base: Fraction) -> Any:
-    """The first frame at or after target_s (or the last one decoded within the cap)."""
-    import av
-
-    # frame.time counts from the stream's start_time, which need not be zero.
-    target_s += float((stream.start_time or 0) * time_base)
-    offset = int(target_s / time_base)
-    try:
-        container.seek(offset, stream=stream, backward=True)
-    except av.FFmpegError as exc:
-        logger.debug("seek to %.2fs failed: %s", target_s, exc)
-        return None
-    chosen = None
-    try:
-        for decoded, frame in enumerate(container.decode(stream)):
-            chosen = frame
-            if frame.time is None or frame.time >= target_s or decoded >= MAX_FRAMES_AFTER_SEEK:
-                break
-    except av.FFmpegError as exc:
-        logger.debug("decode after seek to %.2fs failed: %s", target_s, exc)
-    return chosen
-
-
-# PDFium is not thread-safe, not even across documents: every pypdfium2 call in this
-# process must hold this lock (other modules using pypdfium2 should import it).
-PDFIUM_LOCK = threading.Lock()
-
-
 def _pdf_pages(path: Path, pages: int) -> list[Image.Image]:
-    import pypdfium2 as pdfium
-
-    images: list[Image.Image] = []
-    with PDFIUM_LOCK:
-        try:
-            pdf = pdfium.PdfDocument(str(path))
-        except (pdfium.PdfiumError, OSError) as exc:
-            raise AnalysisError("unreadable_media", f"{path.name} is not a readable PDF: {exc}") from None
-        try:
-            for index in range(min(pages, len(pdf))):
-                page = pdf[index]
-                try:
-                    width, height = page.get_size()
-                    scale = PDF_LONG_SIDE / max(width, height, 1.0)
-                    bitmap = page.render(scale=scale)
-                    try:
-                        # to_pil may share the bitmap's buffer: copy before closing it.
-                        images.append(bitmap.to_pil().convert("RGB"))
-                    finally:
-                        bitmap.close()
-                finally:
-                    page.close()
-        except pdfium.PdfiumError as exc:
-            if not images:
-                raise AnalysisError("unreadable_media", f"{path.name}: {exc}") from None
-            logger.info("pdf %s: stopped after %d pages: %s", path.name, len(images), exc)
-        finally:
-            pdf.close()
-    return images
+    try:
+        return pdf_pages(path, pages, PDF_LONG_SIDE)
+    except UnreadableMedia as exc:
+        raise AnalysisError("unreadable_media", str(exc)) from None
 
 
 def prepare_images(
@@ -403,7 +304,7 @@ def prepare_images(
     path = Path(path)
     mime = mime_type.split(";", 1)[0].strip().lower()
     if mime in VIDEO_MIME_TYPES or mime.startswith("video/"):
-        images = _video_frames(path, frames)
+        images = video_frames(path, frames)
         if images:
             return [_to_data_url(image, max_side) for image in images]
         if thumbnail_path is not None and Path(thumbnail_path).is_file():

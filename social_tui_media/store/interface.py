@@ -206,6 +206,32 @@ class AuditQuery:
                 raise ValueError(f"since={self.since!r} is not a date like 2025-11-01") from None
 
 
+@dataclass(frozen=True)
+class BrowseQuery:
+    """Which media rows, with their post, the browser and the gallery show; every filter given
+    must hold (None: any). Text filters match a substring in any case; % and _ are literal."""
+
+    text: str | None = None  # in the analysis, the post's text, or the author's username or name
+    post_id: str | None = None
+    author: str | None = None  # in the author's username or name
+    media_type: str | None = None
+
+
+# What `browse_media` returns for each row: the media's own fields and its post's, prefixed.
+BROWSE_MEDIA_FIELDS = (
+    "media_id", "post_id", "media_type", "media_url", "local_file_path", "file_size", "mime_type", "width",
+    "height", "md5_sum", "download_status", "download_error", "ai_analysis_status", "ai_analysis",
+    "ai_analyzed_at", "archive_url", "evicted_at", "position", "slot_role", "created_at",
+)  # fmt: skip
+BROWSE_POST_FIELDS = {  # our name: the posts column
+    "post_author_username": "author_username",
+    "post_author_name": "author_name",
+    "post_url": "url",
+    "post_text": "text_content",
+    "post_posted_at": "posted_at_timestamp",  # epoch milliseconds
+}
+
+
 @dataclass
 class RunCounts:
     posts_processed: int = 0
@@ -242,6 +268,13 @@ class MediaStore(Protocol):
         return list(self.iter_media(MediaQuery(**filters)))
 
     def get_media(self, media_id: str) -> dict | None: ...
+
+    def browse_media(
+        self, query: BrowseQuery, after: tuple | None = None, limit: int = PAGE_ROWS
+    ) -> list[dict]:
+        """Up to `limit` (at most PAGE_ROWS) media rows matching `query`, each with its post's
+        fields (BROWSE_MEDIA_FIELDS and BROWSE_POST_FIELDS): newest post first, a post's media in
+        its order. One query per page; `after` is the previous page's last `browse_key`."""
 
     def download_claimants(self) -> list[str]: ...
 
@@ -360,6 +393,14 @@ def requeue_for_download(store: MediaStore, media_ids: list[str], forget_path: b
         store.update_media(media_id, fields)
 
 
+def requeue_for_analysis(store: MediaStore, media_ids: list[str]) -> None:
+    """Put rows back in the analysis queue (`analyze --status not_started` takes them next)."""
+    for media_id in media_ids:
+        store.update_media(
+            media_id, {"ai_analysis_status": "not_started", "ai_claimed_by": None, "ai_claimed_at": None}
+        )
+
+
 def media_pages(read_page: Callable[[tuple | None], list[dict]]) -> Iterator[dict]:
     """Rows in key order, one page in memory at a time: `read_page(after)` returns up to
     PAGE_ROWS rows whose key (`media_order`) comes after `after` (None: from the start).
@@ -456,6 +497,16 @@ def batch_counts_row(counts: dict) -> dict:
         "batch_cost_usd": float(counts.get("batch_cost_usd") or 0),
         "batch_saved_usd": float(counts.get("batch_saved_usd") or 0),
     }
+
+
+def browse_key(row: dict) -> tuple:
+    """Where a `browse_media` row sits in its order: the key the next page starts after."""
+    return (row["post_posted_at"], row["post_id"], row["position"], row["media_id"])
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, its % _ and \\ literal (ESCAPE '\\')."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def media_order(row: dict) -> tuple:

@@ -24,6 +24,7 @@ from social_tui_media.store.interface import (
     AnalysisQuery,
     AuditEntry,
     AuditQuery,
+    BrowseQuery,
     DownloadClaim,
     DownloadOutcome,
     MediaQuery,
@@ -44,6 +45,7 @@ from social_tui_media.store.interface import (
 )
 
 WRITE_ROWS = 1000  # rows per bulk write, so each call's result also fits one response
+BROWSE_AFTER_PARAMS = ("p_after_posted_at", "p_after_post_id", "p_after_position", "p_after_media_id")
 AFTER_KEY_PARAMS = ("p_after_post_id", "p_after_position", "p_after_media_id")  # media_list's page key
 
 
@@ -123,6 +125,17 @@ class SqlFunctionStore(MediaStore, ABC):
     def get_media(self, media_id: str) -> dict | None:
         rows = self._call("media_list", {"p_media_ids": [media_id], "p_limit": 1})
         return rows[0] if rows else None
+
+    def browse_media(
+        self, query: BrowseQuery, after: tuple | None = None, limit: int = PAGE_ROWS
+    ) -> list[dict]:
+        params = {
+            "p_text": query.text, "p_post_id": query.post_id, "p_author": query.author,
+            "p_media_type": query.media_type, "p_limit": min(limit, PAGE_ROWS),
+        }  # fmt: skip
+        if after is not None:
+            params.update(zip(BROWSE_AFTER_PARAMS, after, strict=True))
+        return self._call("media_browse", params)
 
     # downloads --------------------------------------------------------------------------
 

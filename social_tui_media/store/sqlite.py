@@ -17,6 +17,8 @@ from pathlib import Path
 from social_tui_media.ids import PREFIX_POST, PREFIX_RUN, generate_aws_id
 from social_tui_media.store.interface import (
     BATCH_OPEN_STATUSES,
+    BROWSE_MEDIA_FIELDS,
+    BROWSE_POST_FIELDS,
     PAGE_ROWS,
     AnalysisBatch,
     AnalysisClaim,
@@ -24,6 +26,7 @@ from social_tui_media.store.interface import (
     AnalysisQuery,
     AuditEntry,
     AuditQuery,
+    BrowseQuery,
     DownloadClaim,
     DownloadOutcome,
     MediaQuery,
@@ -38,6 +41,7 @@ from social_tui_media.store.interface import (
     day_start_iso,
     day_start_ms,
     download_claim_order,
+    like_pattern,
     media_pages,
     system_info,
 )
@@ -115,6 +119,40 @@ def _media_where(query: MediaQuery) -> tuple[list[str], list]:
     ]
     where = [condition for condition, value in filters if value is not None]
     return where or ["1"], [value for _, value in filters if value is not None]
+
+
+_BROWSE_SELECT = ", ".join(
+    [f"m.{c}" if c not in _COLUMN_READ else f"{_COLUMN_READ[c]} AS {c}" for c in BROWSE_MEDIA_FIELDS]
+    + [f"p.{column} AS {name}" for name, column in BROWSE_POST_FIELDS.items()]
+)
+
+
+def _browse_where(query: BrowseQuery, after: tuple | None) -> tuple[list[str], list]:
+    """The conditions and parameters of a browse page (the twin of media_browse in the migrations)."""
+    where: list[str] = []
+    params: list = []
+    if query.text is not None:
+        fields = ("m.ai_analysis", "p.text_content", "p.author_username", "p.author_name")
+        where.append("(" + " OR ".join(f"{f} LIKE ? ESCAPE '\\'" for f in fields) + ")")
+        params += [like_pattern(query.text)] * len(fields)
+    if query.post_id is not None:
+        where.append("p.post_id = ?")
+        params.append(query.post_id)
+    if query.author is not None:
+        where.append("(p.author_username LIKE ? ESCAPE '\\' OR p.author_name LIKE ? ESCAPE '\\')")
+        params += [like_pattern(query.author)] * 2
+    if query.media_type is not None:
+        where.append("m.media_type = ?")
+        params.append(query.media_type)
+    if after is not None:
+        posted_at, post_id, position, media_id = after
+        # The first condition alone is a range on idx_posts_browse_order; the rest picks the exact row.
+        where.append(
+            "p.posted_at_timestamp <= ? AND (p.posted_at_timestamp < ? OR (p.posted_at_timestamp = ?"
+            " AND (p.post_id < ? OR (p.post_id = ? AND (m.position, m.media_id) > (?, ?)))))"
+        )
+        params += [posted_at, posted_at, posted_at, post_id, post_id, position, media_id]
+    return where or ["1"], params
 
 
 def _primary_slots(conn: sqlite3.Connection, rows: list[MediaSlotRow]) -> dict[tuple[str, str], dict]:
@@ -373,6 +411,17 @@ class SQLiteStore(MediaStore):
     def get_media(self, media_id: str) -> dict | None:
         rows = self._rows("SELECT * FROM post_media WHERE media_id = ?", (media_id,))
         return rows[0] if rows else None
+
+    def browse_media(
+        self, query: BrowseQuery, after: tuple | None = None, limit: int = PAGE_ROWS
+    ) -> list[dict]:
+        where, params = _browse_where(query, after)
+        return self._rows(
+            f"SELECT {_BROWSE_SELECT} FROM posts p JOIN post_media m ON m.post_id = p.post_id"
+            f" WHERE {' AND '.join(where)}"
+            " ORDER BY p.posted_at_timestamp DESC, p.post_id DESC, m.position, m.media_id LIMIT ?",
+            [*params, min(limit, PAGE_ROWS)],
+        )
 
     # downloads --------------------------------------------------------------------------
 

@@ -27,6 +27,8 @@ CREATE TABLE IF NOT EXISTS posts (
 CREATE INDEX IF NOT EXISTS idx_posts_posted_at ON posts (posted_at_timestamp);
 CREATE INDEX IF NOT EXISTS idx_posts_author ON posts (author_username);
 CREATE INDEX IF NOT EXISTS idx_posts_first_seen ON posts (first_seen_at);
+-- The browser's order, newest post first (20251209000000_media_browse).
+CREATE INDEX IF NOT EXISTS idx_posts_browse_order ON posts (posted_at_timestamp DESC, post_id DESC);
 
 CREATE TABLE IF NOT EXISTS download_runs (
     run_id        TEXT PRIMARY KEY,

@@ -1,0 +1,329 @@
+"""`manage_media.py browse`: media in the terminal (Textual). A list of media with their post's
+author, date, type, size and status, filtered live; a preview of the thumbnail drawn by
+textual-image (Kitty or Sixel graphics where the terminal has them, Unicode half-blocks
+everywhere else, tmux and SSH included); the analysis, texts and post beside it.
+
+Rows come a page at a time (`find_media`): the first screen shows at once on any number of rows,
+the next page loads when the cursor nears the end. Everything from posts is shown as text, never
+markup.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich import filesize
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+# textual-image asks the terminal what it can draw (cell size, Sixel, Kitty graphics) when it is
+# imported, which only works before Textual owns the terminal: import it here, at the top.
+from textual_image.widget import HalfcellImage, SixelImage, TGPImage, UnicodeImage
+from textual_image.widget import Image as AutoImage
+
+from social_tui_media.jobs.gallery_pages import first_line, posted_day, web_url
+from social_tui_media.media.cache import MediaCache
+from social_tui_media.settings import Settings
+from social_tui_media.store.browse import find_media
+from social_tui_media.store.interface import BrowseQuery, MediaStore, requeue_for_analysis
+
+IMAGE_WIDGETS: dict[str, type] = {
+    "auto": AutoImage,  # the best the terminal answered for
+    "kitty": TGPImage,
+    "sixel": SixelImage,
+    "halfblock": HalfcellImage,
+    "unicode": UnicodeImage,
+}
+COLUMNS = ("author", "date", "type", "size", "status", "description")
+SEARCH_PAUSE = 0.25  # seconds of no typing before the list is filtered again
+MORE_BEFORE_END = 20  # load the next page when the cursor is this close to the last row
+
+
+def status_of(row: dict) -> str:
+    if row.get("evicted_at"):
+        return "archived"
+    download = row.get("download_status") or "pending"
+    if download != "downloaded":
+        return download
+    analysis = row.get("ai_analysis_status") or "not_started"
+    return {"completed": "analysed", "not_started": "cached", "started": "analysing"}.get(analysis, analysis)
+
+
+def author_of(row: dict) -> str:
+    name, user = (row.get("post_author_name") or "").strip(), (row.get("post_author_username") or "").strip()
+    return f"{name} @{user}" if name and user else name or (f"@{user}" if user else "")
+
+
+def description_of(row: dict) -> str:
+    analysis = row.get("ai_analysis") or {}
+    return first_line(str(analysis.get("description") or "")) or first_line(row.get("post_text") or "")
+
+
+def cells(row: dict) -> list[Text]:
+    """A row's cells as plain Text: nothing from a post is read as markup."""
+    size = filesize.decimal(row["file_size"]) if row.get("file_size") else ""
+    values = (
+        author_of(row), posted_day(row.get("post_posted_at")), row.get("media_type") or "", size,
+        status_of(row), description_of(row),
+    )  # fmt: skip
+    return [Text(str(v), no_wrap=True, overflow="ellipsis") for v in values]
+
+
+def details_of(row: dict) -> Text:
+    """The preview pane's text: analysis, texts, post and where the file is."""
+    analysis = row.get("ai_analysis") or {}
+    out = Text()
+
+    def section(label: str, value: Any) -> None:
+        if value:
+            out.append(f"{label}\n", style="bold")
+            out.append(f"{value}\n\n")
+
+    out.append(f"{author_of(row) or 'unknown author'}", style="bold")
+    out.append(f"  {posted_day(row.get('post_posted_at'))}  {row.get('media_type')}  {status_of(row)}\n\n")
+    section("Description", analysis.get("description"))
+    tags = analysis.get("tags")
+    section("Tags", ", ".join(str(t) for t in tags) if isinstance(tags, list) else None)
+    section("Text in the image", analysis.get("text_in_image"))
+    section("Extracted text", row.get("extracted_text"))  # the local text extraction's, once rows have it
+    section("Post", row.get("post_text"))
+    section("Post URL", web_url(row.get("post_url")))
+    if row.get("download_error"):
+        section("Download error", row["download_error"])
+    out.append(f"{row['media_id']}  {row.get('mime_type') or ''}", style="dim")
+    return out
+
+
+class MediaBrowser(App):
+    """The browser. `store` stays open for the app's life; the caller closes it."""
+
+    TITLE = "social-tui media"
+    CSS = """
+    #list { width: 3fr; }
+    #side { width: 2fr; border-left: solid $accent; }
+    #search { dock: top; }
+    #preview { height: 16; width: auto; }
+    #details { padding: 0 1; }
+    """
+    BINDINGS = [
+        Binding("slash", "focus_search", "Search"),
+        Binding("escape", "focus_list", "List", show=False),
+        Binding("o", "open_file", "Open"),
+        Binding("c", "copy_url", "Copy post URL"),
+        Binding("a", "requeue", "Re-analyse"),
+        Binding("right_square_bracket", "next_in_post", "Next in post"),
+        Binding("left_square_bracket", "previous_in_post", "Prev in post"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(
+        self,
+        store: MediaStore,
+        cache: MediaCache,
+        query: BrowseQuery,
+        images: str = "auto",
+        page_rows: int | None = None,
+    ):
+        super().__init__()
+        self.store, self.cache, self.query = store, cache, query
+        self.image_widget = IMAGE_WIDGETS[images]
+        self.page_rows = page_rows
+        self.rows: list[dict] = []
+        self.cursor: object | None = None
+        self.loading = False
+        self.no_thumbnail: set[str] = set()  # md5s that gave none: not tried again this session
+        self._search_timer: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal():
+            with Vertical(id="list"):
+                yield Input(
+                    value=self.query.text or "",
+                    placeholder="/ search analysis, post text, author",
+                    id="search",
+                )
+                yield DataTable(id="media", cursor_type="row", zebra_stripes=True)
+            with VerticalScroll(id="side"):
+                yield self.image_widget(id="preview")
+                yield Static(id="details")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for column in COLUMNS:
+            table.add_column(column, key=column)
+        table.focus()
+        self.reload()
+
+    # rows ---------------------------------------------------------------------------------------
+
+    def _page_args(self) -> dict:
+        return {"limit": self.page_rows} if self.page_rows else {}
+
+    def reload(self) -> None:
+        """Start over with the current query (a new search)."""
+        self.rows, self.cursor, self.loading = [], None, False  # a page still loading is for the old query
+        self.query_one(DataTable).clear()
+        self.load_page(self.query, None, fresh=True)
+
+    @work(thread=True, exclusive=True, group="rows")
+    def load_page(self, query: BrowseQuery, cursor: object | None, fresh: bool = False) -> None:
+        page = find_media(self.store, query, cursor, **self._page_args())
+        self.call_from_thread(self._add_page, query, page.rows, page.cursor, fresh)
+
+    def _add_page(self, query: BrowseQuery, rows: list[dict], cursor: object | None, fresh: bool) -> None:
+        if query != self.query:  # a newer search was typed meanwhile
+            return
+        table = self.query_one(DataTable)
+        self.rows += rows
+        self.cursor = cursor
+        self.loading = False
+        for row in rows:
+            table.add_row(*cells(row), key=row["media_id"])
+        more = "+" if cursor is not None else ""
+        self.sub_title = f"{len(self.rows)}{more} media" + (
+            f" · {self.query.text}" if self.query.text else ""
+        )
+        if fresh:
+            if self.rows:
+                table.move_cursor(row=0)
+                self.show(self.rows[0])
+            else:
+                self.query_one("#details", Static).update(Text("No media match."))
+                self.query_one("#preview").image = None
+
+    def _more_if_near_end(self, index: int) -> None:
+        if self.cursor is not None and not self.loading and index >= len(self.rows) - MORE_BEFORE_END:
+            self.loading = True
+            self.load_page(self.query, self.cursor)
+
+    def current(self) -> dict | None:
+        index = self.query_one(DataTable).cursor_row
+        return self.rows[index] if 0 <= index < len(self.rows) else None
+
+    # preview ------------------------------------------------------------------------------------
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if 0 <= event.cursor_row < len(self.rows):
+            self.show(self.rows[event.cursor_row])
+            self._more_if_near_end(event.cursor_row)
+
+    def show(self, row: dict) -> None:
+        self.query_one("#details", Static).update(details_of(row))
+        self.query_one("#preview").image = None
+        self.load_thumbnail(row)
+
+    @work(thread=True, exclusive=True, group="preview")
+    def load_thumbnail(self, row: dict) -> None:
+        """The thumbnail, made now when missing (a video's frames take a moment: off the UI thread)."""
+        if row.get("md5_sum") in self.no_thumbnail:
+            return
+        path = self.cache.thumbnail_of(row)
+        if path is None and row.get("md5_sum"):
+            self.no_thumbnail.add(row["md5_sum"])
+        self.call_from_thread(self._set_preview, row["media_id"], path)
+
+    def _set_preview(self, media_id: str, path: Path | None) -> None:
+        shown = self.current()
+        if shown is not None and shown["media_id"] == media_id:
+            self.query_one("#preview").image = str(path) if path else None
+
+    # search -------------------------------------------------------------------------------------
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if self._search_timer is not None:
+            self._search_timer.stop()
+        text = event.value.strip() or None
+        self._search_timer = self.set_timer(SEARCH_PAUSE, lambda: self._search(text))
+
+    def _search(self, text: str | None) -> None:
+        if text != self.query.text:
+            self.query = BrowseQuery(text, self.query.post_id, self.query.author, self.query.media_type)
+            self.reload()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.action_focus_list()
+
+    def action_focus_search(self) -> None:
+        self.query_one(Input).focus()
+
+    def action_focus_list(self) -> None:
+        self.query_one(DataTable).focus()
+
+    # actions ------------------------------------------------------------------------------------
+
+    def action_open_file(self) -> None:
+        row = self.current()
+        path = self.cache.file_of(row) if row else None
+        if path is None:
+            self.notify(
+                "This media is not in the cache: `manage_media.py download-all` fetches it.",
+                severity="warning",
+            )
+            return
+        opener = "open" if sys.platform == "darwin" else "xdg-open"
+        if shutil.which(opener) is None:
+            self.notify(
+                f"No {opener} here to open files with; the file is {path}", severity="warning", timeout=8
+            )
+            return
+        subprocess.Popen(
+            [opener, str(path)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        self.notify(f"Opening {path.name}")
+
+    def action_copy_url(self) -> None:
+        row = self.current()
+        url = web_url(row.get("post_url")) if row else None
+        if url is None:
+            self.notify("This post has no URL.", severity="warning")
+            return
+        self.copy_to_clipboard(url)  # OSC 52: reaches the local clipboard over SSH and through tmux
+        self.notify(f"Copied {url}")
+
+    def action_requeue(self) -> None:
+        row = self.current()
+        if row is None:
+            return
+        if row.get("ai_analysis_status") == "started":
+            self.notify("It is being analysed right now.", severity="warning")
+            return
+        requeue_for_analysis(self.store, [row["media_id"]])
+        row["ai_analysis_status"] = "not_started"
+        table = self.query_one(DataTable)
+        table.update_cell(row["media_id"], "status", Text(status_of(row)))
+        self.notify("Queued: `manage_media.py analyze --status not_started` analyses it again.")
+
+    def _jump_in_post(self, step: int) -> None:
+        row = self.current()
+        if row is None:
+            return
+        same = [i for i, r in enumerate(self.rows) if r["post_id"] == row["post_id"]]
+        if len(same) < 2:
+            self.notify("This post has no other media.")
+            return
+        here = same.index(self.query_one(DataTable).cursor_row)
+        self.query_one(DataTable).move_cursor(row=same[(here + step) % len(same)])
+
+    def action_next_in_post(self) -> None:
+        self._jump_in_post(1)
+
+    def action_previous_in_post(self) -> None:
+        self._jump_in_post(-1)
+
+
+def run_browser(store: MediaStore, settings: Settings, query: BrowseQuery) -> int:
+    """Run the browser on this terminal until the user quits; the exit code."""
+    MediaBrowser(store, MediaCache(settings.cache_dir), query).run()
+    return 0
