@@ -170,3 +170,22 @@ def test_the_gallery_in_chromium_loads_every_image_filters_and_stays_in_its_fold
         assert parts.scheme == "file", url
         assert Path(unquote(parts.path)).resolve().is_relative_to(gallery.resolve()), url
     assert len(requests) >= 15  # the page, its style, its script, 13 thumbnails (and the item page)
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite"])
+def test_an_export_is_audited_and_marks_the_files_it_copied_used(shown_media, cli_env, tmp_path):
+    import json
+
+    def last_use() -> dict[str, str]:
+        rows = json.loads(cli(cli_env, tmp_path, "list", "--all", "--format", "json").stdout)
+        return {row["md5_sum"]: row["cache_used_at"] for row in rows if row["media_type"] == "image"}
+
+    before = last_use()
+    out = tmp_path / "report"
+    result = cli(cli_env, tmp_path, "export-gallery", str(out), "--markdown", "--type", "image")
+    assert result.returncode == 0, result.stderr
+    audit = json.loads(cli(cli_env, tmp_path, "audit", "--format", "json").stdout)
+    exports = [entry for entry in audit if entry["action"] == "export"]
+    assert len(exports) == 1 and exports[0]["target"] == str(out / "report.md")
+    after, copied = last_use(), {p.stem for p in (out / "media").iterdir()}
+    assert copied and all(after[md5] > (before[md5] or "") for md5 in copied)

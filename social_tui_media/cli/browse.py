@@ -35,6 +35,7 @@ from social_tui_media.media.cache import MediaCache
 from social_tui_media.settings import Settings
 from social_tui_media.store.browse import find_media
 from social_tui_media.store.interface import BrowseQuery, MediaStore, requeue_for_analysis
+from social_tui_media.store.usage import UsageRecorder
 
 IMAGE_WIDGETS: dict[str, type] = {
     "auto": AutoImage,  # the best the terminal answered for
@@ -135,6 +136,7 @@ class MediaBrowser(App):
     ):
         super().__init__()
         self.store, self.cache, self.query = store, cache, query
+        self.used = UsageRecorder(store)  # what a person looks at stays cached longest (batched)
         self.image_widget = IMAGE_WIDGETS[images]
         self.page_rows = page_rows
         self.rows: list[dict] = []
@@ -219,6 +221,7 @@ class MediaBrowser(App):
             self._more_if_near_end(event.cursor_row)
 
     def show(self, row: dict) -> None:
+        self.used.touch(row["media_id"])
         self.query_one("#details", Static).update(details_of(row))
         self.query_one("#preview").image = None
         self.load_thumbnail(row)
@@ -325,5 +328,9 @@ class MediaBrowser(App):
 
 def run_browser(store: MediaStore, settings: Settings, query: BrowseQuery) -> int:
     """Run the browser on this terminal until the user quits; the exit code."""
-    MediaBrowser(store, MediaCache(settings.cache_dir), query).run()
+    browser = MediaBrowser(store, MediaCache(settings.cache_dir), query)
+    try:
+        browser.run()
+    finally:
+        browser.used.close()
     return 0

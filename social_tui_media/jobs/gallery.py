@@ -26,7 +26,8 @@ from social_tui_media.jobs.gallery_pages import (
 )
 from social_tui_media.media.cache import MediaCache
 from social_tui_media.store.browse import iter_found
-from social_tui_media.store.interface import PAGE_ROWS, BrowseQuery, MediaStore
+from social_tui_media.store.interface import PAGE_ROWS, BrowseQuery, MediaStore, make_audit
+from social_tui_media.store.usage import UsageRecorder
 
 log = logging.getLogger(__name__)
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -142,6 +143,13 @@ def describe_query(query: BrowseQuery) -> str:
     return f"filter: {chosen}" if chosen else "all media"
 
 
+def _audit_export(store: MediaStore, report: GalleryReport, query: BrowseQuery) -> None:
+    """One audit entry per export: where the copies went, how many, and what chose them."""
+    details = {"items": report.items, "files": report.files, "thumbnails": report.thumbnails,
+               "query": describe_query(query)}  # fmt: skip
+    store.append_audit([make_audit("export", "export-gallery", target=str(report.index), details=details)])
+
+
 def export_gallery(
     store: MediaStore,
     cache: MediaCache,
@@ -162,16 +170,23 @@ def export_gallery(
     out_dir.mkdir(parents=True, exist_ok=True)
     report = GalleryReport(out_dir)
     items: list[GalleryItem] = []
-    for row in iter_found(store, query, PAGE_ROWS):
-        items.append(_item(row, cache, out_dir, report))
-        if progress is not None:
-            progress.advance(1, 0)
+    used = UsageRecorder(store)  # each copied file was read: eviction keeps it longer
+    try:
+        for row in iter_found(store, query, PAGE_ROWS):
+            items.append(_item(row, cache, out_dir, report))
+            if items[-1].file is not None:
+                used.touch(row["media_id"])
+            if progress is not None:
+                progress.advance(1, 0)
+    finally:
+        used.close()
     report.items = len(items)
     report.posts = len({item.post_id for item in items})
     subtitle = f"{report.items} media from {report.posts} posts · {describe_query(query)}"
     if markdown:
         report.index = out_dir / "report.md"
         _write(report.index, markdown_report(items, title, subtitle))
+        _audit_export(store, report, query)
         return report
     _write(out_dir / "style.css", STYLE)
     _write(out_dir / "filter.js", FILTER_SCRIPT)
@@ -181,5 +196,6 @@ def export_gallery(
         _write(out_dir / item.page, item_html(item, previous, following))
     report.index = out_dir / "index.html"
     _write(report.index, index_html(items, title, subtitle))
+    _audit_export(store, report, query)
     log.info("gallery of %d media written to %s", report.items, out_dir)
     return report
