@@ -227,3 +227,19 @@ def test_browse_in_tmux_lists_searches_and_quits(shown_media, cli_env, tmp_path)
     finally:
         subprocess.run(["tmux", "-L", session, "kill-server"], capture_output=True)
     assert "EXIT=0" in screen
+
+
+def test_what_a_person_looks_at_is_marked_used_for_eviction(store, settings, shown_media):
+    app = browser(store, settings)
+    before = {row["media_id"]: row["cache_used_at"] for row in store.list_media()}
+
+    async def scenario(pilot):
+        await pilot.press("down")
+        await settle(pilot)
+
+    run(app, scenario)
+    app.used.close()
+    seen = [row["media_id"] for row in app.rows[:2]]
+    after = {row["media_id"]: row["cache_used_at"] for row in store.list_media()}
+    assert all(after[m] and after[m] > (before[m] or "") for m in seen)
+    assert sum(after[m] != before[m] for m in after) == 2
