@@ -11,7 +11,11 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/truetype"), Path("/usr/share/fonts"))
+FONT_DIRS = (
+    Path("/usr/share/fonts/truetype/dejavu"),
+    Path("/usr/share/fonts/truetype"),
+    Path("/usr/share/fonts"),
+)
 FONT_NAMES = ("DejaVuSans-Bold.ttf", "DejaVuSans.ttf")
 
 
@@ -50,7 +54,10 @@ def photo(size: tuple[int, int] = (960, 640), seed: int = 1) -> Image.Image:
     top, bottom = [rng.randrange(40, 200) for _ in range(3)], [rng.randrange(40, 200) for _ in range(3)]
     for y in range(size[1]):
         mix = y / size[1]
-        draw.line([(0, y), (size[0], y)], fill=tuple(int(a + (b - a) * mix) for a, b in zip(top, bottom)))
+        draw.line(
+            [(0, y), (size[0], y)],
+            fill=tuple(int(a + (b - a) * mix) for a, b in zip(top, bottom, strict=True)),
+        )
     for _ in range(12):
         x, y = rng.randrange(size[0]), rng.randrange(size[1])
         r = rng.randrange(20, 120)
@@ -58,7 +65,9 @@ def photo(size: tuple[int, int] = (960, 640), seed: int = 1) -> Image.Image:
     return image.filter(ImageFilter.GaussianBlur(6))
 
 
-def banner(text: str, base: Image.Image | None = None, angle: float = 7.0, font_size: int = 52) -> Image.Image:
+def banner(
+    text: str, base: Image.Image | None = None, angle: float = 7.0, font_size: int = 52
+) -> Image.Image:
     """A tilted banner with `text` laid over a photo."""
     base = (base or photo()).copy()
     face = font(font_size)
@@ -73,7 +82,9 @@ def banner(text: str, base: Image.Image | None = None, angle: float = 7.0, font_
 def noisy(image: Image.Image, amount: int = 40, seed: int = 2) -> Image.Image:
     """Speckle noise of +-amount on every channel."""
     rng = random.Random(seed)
-    noise = Image.frombytes("L", image.size, bytes(rng.randrange(256) for _ in range(image.width * image.height)))
+    noise = Image.frombytes(
+        "L", image.size, bytes(rng.randrange(256) for _ in range(image.width * image.height))
+    )
     noise_rgb = Image.merge("RGB", (noise, noise, noise))
     return Image.blend(image, noise_rgb, amount / 255)
 
@@ -102,13 +113,20 @@ def pdf_with_text(pages: list[list[str]]) -> bytes:
     for index, lines in enumerate(pages):
         page_id, content_id = 3 + 2 * index, 4 + 2 * index
         kids.append(f"{page_id} 0 R")
-        body = "BT /F1 28 Tf 72 720 Td 36 TL " + " ".join(f"({_pdf_string(line)}) Tj T*" for line in lines) + " ET"
+        body = (
+            "BT /F1 28 Tf 72 720 Td 36 TL "
+            + " ".join(f"({_pdf_string(line)}) Tj T*" for line in lines)
+            + " ET"
+        )
         objects.append(
             f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {content_id} 0 R "
             f"/Resources << /Font << /F1 {font_id} 0 R >> >> >>".encode()
         )
         objects.append(f"<< /Length {len(body)} >>\nstream\n{body}\nendstream".encode())
-    header = [b"<< /Type /Catalog /Pages 2 0 R >>", f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(pages)} >>".encode()]
+    header = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(pages)} >>".encode(),
+    ]
     objects = header + objects + [b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
     out = io.BytesIO()
     out.write(b"%PDF-1.4\n")
@@ -132,7 +150,9 @@ def pdf_scanned(images: list[Image.Image]) -> bytes:
     return buffer.getvalue()
 
 
-def video_with_text(scenes: list[tuple[str, float]], size: tuple[int, int] = (480, 272), fps: int = 10) -> bytes:
+def video_with_text(
+    scenes: list[tuple[str, float]], size: tuple[int, int] = (480, 272), fps: int = 10
+) -> bytes:
     """An MP4 whose scenes each show one line of text on its own background for `seconds`."""
     import av
 

@@ -148,7 +148,9 @@ def run_cli(env, *args, cwd=None):
     )
 
 
-@pytest.mark.parametrize("store_kind", ["sqlite"])  # what it prints; the back ends are the conformance suite's
+@pytest.mark.parametrize(
+    "store_kind", ["sqlite"]
+)  # what it prints; the back ends are the conformance suite's
 def test_cli_import_bad_input_exit_1_one_line_each_no_traceback(cli_env, tmp_path):
     result = run_cli(
         cli_env, str(ROOT / "manage_data.py"), "import", str(SAMPLES / "bad"), "--no-media", cwd=tmp_path
@@ -160,7 +162,9 @@ def test_cli_import_bad_input_exit_1_one_line_each_no_traceback(cli_env, tmp_pat
     assert any("truncated.json" in w for w in warnings)
 
 
-@pytest.mark.parametrize("store_kind", ["sqlite"])  # what it prints; the back ends are the conformance suite's
+@pytest.mark.parametrize(
+    "store_kind", ["sqlite"]
+)  # what it prints; the back ends are the conformance suite's
 def test_cli_import_missing_directory_exit_2(cli_env, tmp_path):
     result = run_cli(cli_env, str(ROOT / "manage_data.py"), "import", str(tmp_path / "nope"), cwd=tmp_path)
     assert result.returncode == 2
@@ -169,7 +173,9 @@ def test_cli_import_missing_directory_exit_2(cli_env, tmp_path):
     ]
 
 
-@pytest.mark.parametrize("store_kind", ["sqlite"])  # what it prints; the back ends are the conformance suite's
+@pytest.mark.parametrize(
+    "store_kind", ["sqlite"]
+)  # what it prints; the back ends are the conformance suite's
 def test_cli_list_json_is_one_document_on_stdout(cli_env, tmp_path):
     assert (
         run_cli(
@@ -474,7 +480,9 @@ def test_a_sqlite_import_is_all_in_the_database_file_once_the_store_closes(tmp_p
 
     path = tmp_path / "db" / "social_tui.db"
     store = SQLiteStore(path)  # its checkpoints run on a thread of their own
-    report = import_path(store, write_posts(tmp_path / "posts", "p.json", [a_post(n) for n in range(1, 1501)]))
+    report = import_path(
+        store, write_posts(tmp_path / "posts", "p.json", [a_post(n) for n in range(1, 1501)])
+    )
     store.close()
     assert report.posts_new == 1500
     assert not path.with_name(path.name + "-wal").exists()
@@ -509,7 +517,9 @@ def _unwrapped(text: str) -> str:
     return "".join(line.strip() for line in text.splitlines())
 
 
-@pytest.mark.parametrize("store_kind", ["sqlite"])  # what it prints; the back ends are the conformance suite's
+@pytest.mark.parametrize(
+    "store_kind", ["sqlite"]
+)  # what it prints; the back ends are the conformance suite's
 def test_cli_import_prints_markup_characters_in_data_as_text(cli_env, tmp_path):
     directory = tmp_path / "in[bold]" / "a["
     post = a_post(1, full_urn="urn:li:activity:[/x]1", media={"type": "image", "url": "file:///[/x]"})
@@ -536,7 +546,9 @@ def test_cli_import_prints_markup_characters_in_data_as_text(cli_env, tmp_path):
     assert re.search(r"│ skipped items +│ 2 ", whole.stdout)
 
 
-@pytest.mark.parametrize("store_kind", ["sqlite"])  # what it prints; the back ends are the conformance suite's
+@pytest.mark.parametrize(
+    "store_kind", ["sqlite"]
+)  # what it prints; the back ends are the conformance suite's
 def test_cli_download_failures_with_markup_characters_keep_the_summary(cli_env, store, served, tmp_path):
     [(post_id, _)] = store.upsert_posts([_record()])
     url = f"{served.base_url}/gone/[/x]/[bold]a.jpg"
@@ -559,7 +571,9 @@ def test_cli_download_failures_with_markup_characters_keep_the_summary(cli_env, 
     assert re.search(r"│ failed +│ 1 ", result.stdout)
 
 
-@pytest.mark.parametrize("store_kind", ["sqlite"])  # what it prints; the back ends are the conformance suite's
+@pytest.mark.parametrize(
+    "store_kind", ["sqlite"]
+)  # what it prints; the back ends are the conformance suite's
 def test_cli_url_of_an_unknown_id_with_markup_characters_is_one_error_line(cli_env, tmp_path):
     result = run_cli(cli_env, str(ROOT / "manage_media.py"), "url", "[/x]med-1", cwd=tmp_path)
     assert result.returncode == 2, result.stderr

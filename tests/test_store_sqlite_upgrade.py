@@ -20,7 +20,9 @@ def test_an_older_database_gains_the_added_columns_and_keeps_its_rows(tmp_path, 
     with sqlite3.connect(path) as conn:
         conn.execute("INSERT INTO tags (tag_id, name) VALUES ('t1', 'kept')")
     monkeypatch.setattr(
-        sqlite_store, "ADDED_COLUMNS", (("tags", "added_later", "TEXT"), ("tags", "added_after", "INTEGER DEFAULT 7"))
+        sqlite_store,
+        "ADDED_COLUMNS",
+        (("tags", "added_later", "TEXT"), ("tags", "added_after", "INTEGER DEFAULT 7")),
     )
 
     SQLiteStore(path).close()
@@ -28,7 +30,9 @@ def test_an_older_database_gains_the_added_columns_and_keeps_its_rows(tmp_path, 
 
     assert _columns(path, "tags")[-2:] == ["added_later", "added_after"]
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT name, added_later, added_after FROM tags").fetchall() == [("kept", None, 7)]
+        assert conn.execute("SELECT name, added_later, added_after FROM tags").fetchall() == [
+            ("kept", None, 7)
+        ]
 
 
 def test_every_added_column_is_also_declared_for_new_databases(tmp_path, monkeypatch):

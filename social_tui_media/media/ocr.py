@@ -69,9 +69,8 @@ class RapidOcrEngine:
     """PP-OCR through RapidOCR on onnxruntime; the models come from the rapidocr wheel."""
 
     def __init__(self) -> None:
-        from rapidocr import RapidOCR  # ImportError: the ocr extra is not installed
-
         import onnxruntime  # noqa: F401  - RapidOCR's default engine; fail here, not mid-run
+        from rapidocr import RapidOCR  # ImportError: the ocr extra is not installed
 
         self._engine = RapidOCR(params={"Global.log_level": "warning", "Global.text_score": MIN_SCORE})
         self._lock = threading.Lock()  # one inference at a time: onnxruntime already uses every core

@@ -25,7 +25,7 @@ def _cosines() -> list[list[float]]:
 def phash(image: Image.Image) -> str:
     """The 64-bit DCT perceptual hash of a picture, as 16 hex digits."""
     grey = image.convert("L").resize((SIZE, SIZE), Image.Resampling.LANCZOS)
-    pixels = list(grey.getdata())
+    pixels = list(grey.tobytes())
     rows = [pixels[y * SIZE : (y + 1) * SIZE] for y in range(SIZE)]
     cos = _cosines()
     # separable 2-D DCT-II, only the LOW x LOW corner: first along rows, then down columns

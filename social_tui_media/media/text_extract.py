@@ -94,7 +94,7 @@ def read_pdf(path: Path, engine: OcrEngine) -> tuple[str, list[dict], bool]:
 
 
 def _signature(frame: Image.Image) -> list[int]:
-    return list(frame.convert("L").resize((96, 54), Image.Resampling.BILINEAR).getdata())
+    return list(frame.convert("L").resize((96, 54), Image.Resampling.BILINEAR).tobytes())
 
 
 def _new_scene(signature: list[int], last: list[int] | None) -> bool:
