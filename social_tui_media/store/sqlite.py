@@ -629,7 +629,7 @@ class SQLiteStore(MediaStore):
         if media_ids is not None:
             id_clause = f"AND m.media_id IN ({','.join('?' * len(media_ids))})"
             params += media_ids
-        params += [cutoff, *dead, limit]
+        params += [cutoff, *dead, *statuses, cutoff, *dead, *(media_ids or []), limit]
         return conn.execute(
             f"""SELECT {columns} FROM post_media m
                  WHERE m.download_status = 'downloaded' AND m.evicted_at IS NULL
@@ -643,6 +643,15 @@ class SQLiteStore(MediaStore):
                                     WHERE o.md5_sum = m.md5_sum AND o.media_id <> m.media_id
                                       AND o.text_status = 'started' AND o.text_claimed_at >= ?
                                       AND o.text_claimed_by NOT IN ({",".join("?" * len(dead))}))
+                   AND NOT EXISTS (SELECT 1 FROM post_media o
+                                    WHERE o.md5_sum = m.md5_sum AND o.media_id < m.media_id
+                                      AND o.download_status = 'downloaded' AND o.evicted_at IS NULL
+                                      AND o.local_file_path IS NOT NULL
+                                      AND (o.text_status IN ({",".join("?" * len(statuses))})
+                                           OR (o.text_status = 'started'
+                                               AND (o.text_claimed_at IS NULL OR o.text_claimed_at < ?
+                                                    OR o.text_claimed_by IN ({",".join("?" * len(dead))}))))
+                                      {id_clause.replace("m.media_id", "o.media_id")})
                  ORDER BY m.created_at, m.media_id LIMIT ?""",
             params,
         ).fetchall()

@@ -49,7 +49,8 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- Claim up to p_limit rows for extraction and log text_extraction_started, atomically. A row
--- whose bytes another live worker is reading now is left for later (it will share that text).
+-- whose bytes another live worker is reading now is left for later (it will share that text),
+-- and of rows holding the same bytes only one is taken.
 CREATE OR REPLACE FUNCTION media_claim_text(p_worker TEXT, p_limit INTEGER, p_lease_seconds INTEGER,
     p_statuses TEXT[], p_event JSONB, p_media_ids TEXT[] DEFAULT NULL, p_dead_workers TEXT[] DEFAULT '{}')
 RETURNS SETOF post_media
@@ -63,6 +64,10 @@ LANGUAGE sql SECURITY INVOKER AS $$
                               AND o.text_status = 'started'
                               AND o.text_claimed_at >= NOW() - make_interval(secs => p_lease_seconds)
                               AND NOT (o.text_claimed_by = ANY(p_dead_workers)))
+           AND NOT EXISTS (SELECT 1 FROM post_media o  -- one row per md5 a claim: it is read once
+                            WHERE o.md5_sum = m.md5_sum AND o.media_id < m.media_id
+                              AND media_text_claimable(o, p_statuses, p_lease_seconds, p_dead_workers)
+                              AND (p_media_ids IS NULL OR o.media_id = ANY(p_media_ids)))
          ORDER BY m.created_at, m.media_id
          LIMIT p_limit
          FOR UPDATE SKIP LOCKED

@@ -183,9 +183,9 @@ LANGUAGE sql STABLE SECURITY INVOKER AS $$
      ORDER BY top.rank DESC, top.media_id;
 $$;
 
--- The ranked search: media matching p_terms and the filters, one hit per picture (above). With
--- no match at all, each positive word is looked up by trigram similarity instead (a
--- misspelling still finds its word); those hits say fuzzy. p_field: text (in the media),
+-- The ranked search: media matching p_terms and the filters, one hit per picture (above). When
+-- no document holds the positive words at all, each is looked up by trigram similarity instead
+-- (a misspelling still finds its word; negations still hold); those hits say fuzzy. p_field: text (in the media),
 -- description, tags or post (its text and author).
 CREATE OR REPLACE FUNCTION media_search(p_terms JSONB, p_media_type TEXT DEFAULT NULL, p_author TEXT DEFAULT NULL,
     p_since_ms BIGINT DEFAULT NULL, p_field TEXT DEFAULT NULL, p_limit INTEGER DEFAULT 20)
@@ -201,6 +201,8 @@ DECLARE
     ids TEXT[];
     ranks REAL[];
     queries TSQUERY[];
+    positives TSQUERY;
+    negatives TSQUERY;
 BEGIN
     IF q IS NULL THEN
         RETURN;
@@ -216,7 +218,14 @@ BEGIN
        AND (p_media_type IS NULL OR m.media_type = p_media_type)
        AND (p_author IS NULL OR lower(p.author_username) = lower(p_author) OR lower(p.author_name) = lower(p_author))
        AND (p_since_ms IS NULL OR p.posted_at_timestamp >= p_since_ms);
-    IF ids IS NOT NULL OR cardinality(words) = 0 THEN
+    positives := media_search_query(
+        (SELECT coalesce(jsonb_agg(e), '[]'::jsonb) FROM jsonb_array_elements(p_terms) e
+          WHERE NOT coalesce((e->>'negated')::boolean, FALSE)));
+    negatives := media_search_query(
+        (SELECT coalesce(jsonb_agg(e), '[]'::jsonb) FROM jsonb_array_elements(p_terms) e
+          WHERE coalesce((e->>'negated')::boolean, FALSE)));
+    IF ids IS NOT NULL OR cardinality(words) = 0
+       OR EXISTS (SELECT 1 FROM media_search_index i WHERE i.vector @@ positives) THEN
         RETURN QUERY SELECT * FROM media_search_collapse(ids, ranks, queries, p_limit, FALSE);
         RETURN;
     END IF;
@@ -232,6 +241,7 @@ BEGIN
               JOIN post_media m ON m.media_id = i.media_id
               JOIN posts p ON p.post_id = m.post_id
              WHERE i.document %> words[1] AND i.document %> ALL (words)
+               AND (negatives IS NULL OR i.vector @@ negatives)
                AND m.duplicate_of IS NULL
                AND (p_media_type IS NULL OR m.media_type = p_media_type)
                AND (p_author IS NULL OR lower(p.author_username) = lower(p_author)
