@@ -249,6 +249,7 @@ def _search_row(rank: int, hit) -> dict:
 def cmd_search(args, settings: Settings, store: MediaStore) -> int:
     from social_tui_media.store.search import SearchQuery, SearchSyntaxError, parse_search
 
+    args.query = " ".join(args.query)
     try:
         query = SearchQuery(
             parse_search(args.query), media_type=args.media_type, author=args.author, since=args.since,
@@ -524,7 +525,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="extract rows already done again")
 
     p = command("search", "search everything media say: post text, author, description, tags, text in them")
-    p.add_argument("query", metavar="QUERY", help='words, "a phrase", -not, prefix*')
+    p.add_argument(
+        "query", metavar="QUERY", nargs="+",
+        help="""words, "a phrase", -not, prefix* (quote a query that starts with -: 'keynote -aws')""",
+    )  # fmt: skip
     p.add_argument("--media-type", "--type", choices=("image", "video", "document"), help="one kind of media")
     p.add_argument("--author", help="posts by this author (username or name)")
     p.add_argument("--since", type=iso_date, help="posts posted on or after YYYY-MM-DD")
