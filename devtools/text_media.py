@@ -5,8 +5,10 @@ PDFs with and without a text layer, and a short video with text frames (PyAV).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import random
+import threading
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
@@ -169,3 +171,23 @@ def video_with_text(
         for packet in stream.encode():
             container.mux(packet)
     return buffer.getvalue()
+
+
+class RememberingEngine:
+    """Wraps a real OCR engine; answers a picture it has read before from memory and counts the
+    pictures it really read (tests read each generated picture once per process)."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.name = engine.name
+        self.reads = 0
+        self._seen: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+
+    def read_lines(self, image: Image.Image) -> list[str]:
+        key = hashlib.md5(image.convert("RGB").tobytes() + repr(image.size).encode()).hexdigest()
+        with self._lock:
+            if key not in self._seen:
+                self._seen[key] = self.engine.read_lines(image)
+                self.reads += 1
+            return self._seen[key]
