@@ -170,3 +170,21 @@ def test_extract_text_without_an_ocr_engine_says_what_to_install_and_exits_2(cli
 def test_search_with_only_negations_is_a_usage_error(cli_env, tmp_path, store_kind):
     done = run(cli_env, "manage_media.py", "search", "-aws -azure", cwd=tmp_path)
     assert done.returncode == 2 and "at least one word" in done.stderr
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite"])
+def test_download_all_with_extract_text_reads_what_it_downloaded(cli_env, served, tmp_path, store_kind):
+    body = text_media.png(text_media.slide(["Aurora serverless"]))
+    posts = [post(1, "ivan", "Database day", "2025-11-01", image(served, "aurora", body, "image/png"))]
+    directory = tmp_path / "one"
+    directory.mkdir()
+    (directory / "p.json").write_text(json.dumps(posts))
+    assert (
+        run(cli_env, "manage_data.py", "import", str(directory), "--no-media", "-q", cwd=tmp_path).returncode
+        == 0
+    )
+    done = run(cli_env, "manage_media.py", "download-all", "--extract-text", "--format", "json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["downloaded"] == 1 and summary["completed"] == 1
+    assert search(cli_env, tmp_path, "aurora", "--field", "text") == [["ivan"]]

@@ -220,3 +220,18 @@ def test_near_duplicate_analysis_offers_another_copys_result(store, corpus):
                                                 analysis=analysis))  # fmt: skip
     reused = store.near_duplicate_analysis(corpus["banner_copy"])
     assert reused["media_id"] == corpus["banner"] and reused["ai_analysis"]["description"] == "A stage"
+
+
+def test_an_expired_or_dead_workers_claim_is_taken_over(store):
+    post_id = add_post(store, "urn:7", "zed", "x", "2025-11-01")
+    media_id = add_media(store, post_id, "a", "6" * 32)
+    event = make_event("text_extraction_started")
+    assert [r["media_id"] for r in store.claim_text(TextClaim("w1", 1, ["not_started"], event))] == [media_id]
+    assert store.claim_text(TextClaim("w2", 1, ["not_started"], event)) == []
+    taken = store.claim_text(TextClaim("w2", 1, ["not_started"], event, dead_workers=["w1"]))
+    assert [r["media_id"] for r in taken] == [media_id] and taken[0]["text_claimed_by"] == "w2"
+    failed = TextOutcome(media_id, "failed", make_event("text_extraction_failed", "failed", {"message": "x"}))
+    assert store.finish_text("w2", failed) == 1
+    assert store.text_backlog(["not_started"]) == 0 and store.text_backlog(["not_started", "failed"]) == 1
+    events = [e["event"] for e in store.get_media(media_id)["ai_analysis_log"]]
+    assert events[-3:] == ["text_extraction_started", "text_extraction_started", "text_extraction_failed"]
