@@ -75,13 +75,6 @@ def _hamming(a: str | None, b: str | None) -> int | None:
         return None
 
 
-def _group_key(row: dict) -> str:
-    """Which picture a row holds: its confirmed near-duplicate group, else its bytes, else itself."""
-    if row.get("near_group_id"):
-        return row["near_group_id"]
-    return f"md5:{row['md5_sum']}" if row.get("md5_sum") else f"id:{row['media_id']}"
-
-
 def _cutoff(lease_seconds: int) -> str:
     return to_iso(datetime.now(UTC) - timedelta(seconds=lease_seconds))
 
@@ -829,21 +822,23 @@ class SQLiteStore(MediaStore):
         if query.since:
             where.append("p.posted_at_timestamp >= ?")
             params.append(day_start_ms(query.since))
-        hits = self._rows(
-            f"""SELECT m.rowid AS search_rowid, m.media_id, m.md5_sum, m.near_group_id, m.media_type,
-                       m.local_file_path, m.media_url, -bm25(media_search, 10.0, 4.0, 3.0, 1.0, 1.0) AS rank
-                  FROM media_search
-                  JOIN post_media m ON m.rowid = media_search.rowid
-                  JOIN posts p ON p.post_id = m.post_id
-                 WHERE {" AND ".join(where)}
-                 ORDER BY rank DESC, m.media_id""",
-            params,
+        # One row per picture (SQLite's max() picks the columns of the best-ranked copy), then
+        # the best pictures: only the top rows leave the database, however many match.
+        top = self._rows(
+            f"""WITH hits AS MATERIALIZED (
+                    SELECT m.rowid AS search_rowid, m.media_id, m.media_type, m.local_file_path, m.media_url,
+                           coalesce(m.near_group_id, 'md5:' || m.md5_sum, 'id:' || m.media_id) AS group_key,
+                           -bm25(media_search, 10.0, 4.0, 3.0, 1.0, 1.0) AS rank
+                      FROM media_search
+                      JOIN post_media m ON m.rowid = media_search.rowid
+                      JOIN posts p ON p.post_id = m.post_id
+                     WHERE {" AND ".join(where)})
+                SELECT group_key, search_rowid, media_id, media_type, local_file_path, media_url, max(rank) AS rank
+                  FROM hits GROUP BY group_key
+                 ORDER BY rank DESC, media_id LIMIT ?""",
+            [*params, query.limit],
         )
-        best: dict[str, dict] = {}
-        for hit in hits:  # best-ranked first: each picture's first hit is its best
-            best.setdefault(_group_key(hit), hit)
-        top = list(best.items())[: query.limit]
-        return [self._search_hit(key, hit, params[0]) for key, hit in top]
+        return [self._search_hit(hit["group_key"], hit, params[0]) for hit in top]
 
     def _search_hit(self, key: str, hit: dict, match: str) -> SearchHit:
         """A hit with every copy of its picture and their posts, earliest post first."""

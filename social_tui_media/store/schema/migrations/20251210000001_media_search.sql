@@ -175,11 +175,15 @@ LANGUAGE sql STABLE SECURITY INVOKER AS $$
                                               'posted_at_timestamp', p.posted_at_timestamp, 'media_id', o.media_id,
                                               'local_file_path', o.local_file_path)
                            ORDER BY p.posted_at_timestamp, o.media_id) AS posts
-            FROM post_media o JOIN posts p ON p.post_id = o.post_id
-           WHERE o.duplicate_of IS NULL
-             AND CASE WHEN top.gkey LIKE 'md5:%' THEN o.md5_sum = substr(top.gkey, 5) AND o.near_group_id IS NULL
-                      WHEN top.gkey LIKE 'id:%' THEN o.media_id = top.media_id
-                      ELSE o.near_group_id = top.gkey END) members
+            FROM (SELECT * FROM post_media c  -- each arm an index read; the others are skipped
+                   WHERE top.gkey LIKE 'md5:%' AND c.md5_sum = substr(top.gkey, 5) AND c.near_group_id IS NULL
+                  UNION ALL
+                  SELECT * FROM post_media c WHERE top.gkey LIKE 'id:%' AND c.media_id = top.media_id
+                  UNION ALL
+                  SELECT * FROM post_media c
+                   WHERE top.gkey NOT LIKE 'md5:%' AND top.gkey NOT LIKE 'id:%' AND c.near_group_id = top.gkey) o
+            JOIN posts p ON p.post_id = o.post_id
+           WHERE o.duplicate_of IS NULL) members
      ORDER BY top.rank DESC, top.media_id;
 $$;
 
