@@ -5,7 +5,7 @@
 1. Extraction on this machine: ms per image (OCR of a generated slide, 960x540), per PDF page
    with a text layer (pdfium) and per scanned page (rendered and OCR'd), with the real engine.
 2. Search latency over N media rows (default 100,000; 33,334 posts, three media each, one in
-   ten re-sharing another's bytes) on SQLite (FTS5), PostgreSQL (tsvector + GIN, pg_trgm) and the
+   ten re-sharing another's bytes; text from 20,000 Zipf-distributed words and 70 topic words) on SQLite (FTS5), PostgreSQL (tsvector + GIN, pg_trgm) and the
    REST back end (the loopback PostgREST stand-in on the same PostgreSQL): the median of 5 runs
    of each query through the store, collapse and snippets included.
 3. Duplicates on a corpus with re-shares: unique slides, their identical re-shares and their
@@ -19,6 +19,7 @@ Timings on a shared 2-core machine are noisy; the goal is < 100 ms on SQLite and
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import statistics
@@ -52,8 +53,16 @@ QUERIES = [
 ]
 
 
+FILLER = [f"w{i}" for i in range(20_000)]  # other words, Zipf-distributed as in real text
+FILLER_WEIGHTS = list(itertools.accumulate(1 / (rank + 1) for rank in range(len(FILLER))))
+
+
 def phrase(rng: random.Random, n: int) -> str:
-    return " ".join(rng.choice(WORDS) for _ in range(n))
+    """n words: one in six from the topic list (each then in a few percent of documents)."""
+    return " ".join(
+        rng.choice(WORDS) if rng.random() < 1 / 6 else rng.choices(FILLER, cum_weights=FILLER_WEIGHTS)[0]
+        for _ in range(n)
+    )
 
 
 def corpus_rows(rows: int, seed: int = 7) -> tuple[list[tuple], list[tuple]]:
