@@ -787,7 +787,7 @@ class SQLiteStore(MediaStore):
                 continue
             members.sort(
                 key=lambda r: (
-                    -(r["file_size"] or -1), -((r["width"] or 0) * (r["height"] or 0)), r["created_at"],
+                    -(r["file_size"] or -1), -((r["width"] or 0) * (r["height"] or 0)), r["posted_at_timestamp"],
                     r["media_id"],
                 )
             )  # fmt: skip

@@ -190,7 +190,8 @@ LANGUAGE sql SECURITY INVOKER AS $$
 $$;
 
 -- Every group of media holding the same picture: identical bytes (same md5) and confirmed near
--- duplicates, one row per member with its post, the best copy (largest) first in each group.
+-- duplicates, one row per member with its post, the best copy (largest) first in each group
+-- (equal copies: the earliest post first).
 -- A page at a time in (group_key, member order); pass the last row's p_after_* for the next.
 CREATE OR REPLACE FUNCTION media_duplicate_groups(p_after_group TEXT DEFAULT NULL, p_after_rank INTEGER DEFAULT NULL,
     p_limit INTEGER DEFAULT 1000)
@@ -211,15 +212,16 @@ LANGUAGE sql STABLE SECURITY INVOKER AS $$
     ), sized AS (
         SELECT gr.*, count(*) OVER (PARTITION BY gr.group_key) AS members FROM grouped gr
     ), ranked AS (
-        SELECT s.*, (row_number() OVER (PARTITION BY s.group_key
-                        ORDER BY s.file_size DESC NULLS LAST, coalesce(s.width, 0) * coalesce(s.height, 0) DESC,
-                                 s.created_at, s.media_id))::int AS member_rank
-          FROM sized s WHERE s.members > 1
+        SELECT s.*, p.url AS post_url, p.author_username, p.posted_at_timestamp,
+               (row_number() OVER (PARTITION BY s.group_key
+                   ORDER BY s.file_size DESC NULLS LAST, coalesce(s.width, 0) * coalesce(s.height, 0) DESC,
+                            p.posted_at_timestamp, s.media_id))::int AS member_rank
+          FROM sized s JOIN posts p ON p.post_id = s.post_id WHERE s.members > 1
     )
     SELECT r.group_key, r.member_rank, CASE WHEN r.group_key LIKE 'md5:%' THEN 'identical' ELSE 'near' END,
-           r.media_id, r.post_id, r.media_type, r.media_url, p.url, p.author_username, p.posted_at_timestamp,
+           r.media_id, r.post_id, r.media_type, r.media_url, r.post_url, r.author_username, r.posted_at_timestamp,
            r.file_size::bigint, r.width, r.height, r.md5_sum, r.local_file_path
-      FROM ranked r JOIN posts p ON p.post_id = r.post_id
+      FROM ranked r
      WHERE p_after_group IS NULL OR (r.group_key, r.member_rank) > (p_after_group, p_after_rank)
      ORDER BY r.group_key, r.member_rank
      LIMIT p_limit;
