@@ -18,8 +18,11 @@ from social_tui_media.cli.output import (
     warn,
 )
 from social_tui_media.cli.runs import (
+    EXTRACTION_LABELS,
     add_download_lines,
     evict_if_needed,
+    extract_text_with_progress,
+    ocr_engine,
     start_command,
     summary_for,
     warn_download_failures,
@@ -49,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("directory", metavar="DIR", help="directory of scraped post JSON files (or one file)")
     imp.add_argument("--no-media", action="store_true", help="store media rows but download nothing")
     imp.add_argument("--workers", type=positive_int, help="parallel downloads (default MEDIA_MAX_CONCURRENT)")
+    imp.add_argument(
+        "--extract-text",
+        action="store_true",
+        help="then extract the text of the downloaded media (local OCR)",
+    )
     return parser
 
 
@@ -56,7 +64,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     directory = Path(args.directory)
     if not directory.exists():
         raise UsageError(f"{directory} does not exist: pass a directory of scraped post JSON files")
+    if args.extract_text and args.no_media:
+        raise UsageError("--extract-text needs the media downloaded: leave out --no-media")
     settings, run_id = start_command(args)
+    engine = ocr_engine() if args.extract_text else None  # a missing engine: exit 2 before any work
     store = open_store(settings)
     try:
         if args.no_media:
@@ -76,6 +87,10 @@ def cmd_import(args: argparse.Namespace) -> int:
         if downloads is not None:
             add_download_lines(summary, downloads, len(report.media_ids) - downloads.attempted)
             failed = downloads.failed
+            if engine is not None:
+                extracted = extract_text_with_progress(store, settings, engine=engine)
+                summary.add_fields(extracted, EXTRACTION_LABELS)
+                failed += extracted.failed
             evict_if_needed(store, settings)
         print_summary(summary, output_format(args), args.quiet)
         if report.skipped:

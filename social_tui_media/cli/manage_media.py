@@ -25,9 +25,12 @@ from social_tui_media.cli.output import (
     warn,
 )
 from social_tui_media.cli.runs import (
+    EXTRACTION_LABELS,
     add_download_lines,
     download_with_progress,
     evict_if_needed,
+    extract_text_with_progress,
+    ocr_engine,
     start_command,
     summary_for,
 )
@@ -62,6 +65,18 @@ LIST_COLUMNS = [
     "md5_sum",
 ]
 
+
+SEARCH_COLUMNS = ["rank", "media_id", "media_type", "snippet", "post_url", "author", "local_file", "copies"]
+DUPLICATE_COLUMNS = [
+    "group_key",
+    "member_rank",
+    "kind",
+    "media_id",
+    "file_size",
+    "media_url",
+    "post_url",
+    "author_username",
+]
 
 SHOW_LABELS = {
     "media_id": "media",
@@ -191,6 +206,13 @@ VERIFY_LABELS = {
 }
 
 
+def bounded_limit(text: str) -> int:
+    value = positive_int(text)
+    if value > 1000:
+        raise argparse.ArgumentTypeError(f"{value} is more than 1000")
+    return value
+
+
 def iso_date(text: str) -> str:
     try:
         return date.fromisoformat(text).isoformat()
@@ -226,6 +248,9 @@ def cmd_show(args, settings: Settings, store: MediaStore) -> int:
     summary.add("description", "description", analysis.get("description"))
     summary.add("tags", "tags", analysis.get("tags") or [])
     summary.add("text_in_image", "text in the image", analysis.get("text_in_image"))
+    summary.add("text_status", "text extraction", row.get("text_status"))
+    summary.add("extracted_text", "extracted text", row.get("extracted_text"))
+    summary.add("near_group_id", "near-duplicate group", row.get("near_group_id"))
     print_summary(summary, output_format(args), args.quiet)
     return EXIT_OK
 
@@ -341,15 +366,72 @@ def cmd_retain(args, settings: Settings, store: MediaStore) -> int:
 
 
 def cmd_download_all(args, settings: Settings, store: MediaStore) -> int:
+    engine = ocr_engine() if args.extract_text else None  # a missing engine: exit 2 before any download
     report = download_with_progress(
         store, settings, retry_failed=args.retry_failed, limit=args.limit, workers=args.workers
     )
+    extracted = extract_text_with_progress(store, settings, engine=engine) if engine else None
     evicted = evict_if_needed(store, settings)
     summary = summary_for("download-all", settings, args.run_id)
     add_download_lines(summary, report)
+    if extracted is not None:
+        summary.add_fields(extracted, EXTRACTION_LABELS)
     summary.add("files_evicted", "evicted to stay under MEDIA_CACHE_LIMIT", evicted.files_evicted)
     print_summary(summary, output_format(args), args.quiet)
+    return EXIT_ITEMS_FAILED if report.failed or (extracted and extracted.failed) else EXIT_OK
+
+
+def cmd_extract_text(args, settings: Settings, store: MediaStore) -> int:
+    from social_tui_media.jobs.extract_text import text_statuses
+
+    media_ids = [args.media_id] if args.media_id else None
+    if media_ids and store.get_media(args.media_id) is None:
+        raise UsageError(f"no media with id {args.media_id!r}")
+    report = extract_text_with_progress(
+        store, settings, statuses=text_statuses(args.retry_failed, args.force), media_ids=media_ids,
+        limit=args.limit, workers=args.workers or 1,
+    )  # fmt: skip
+    summary = summary_for("extract-text", settings, args.run_id)
+    summary.add_fields(report, EXTRACTION_LABELS)
+    print_summary(summary, output_format(args), args.quiet)
     return EXIT_ITEMS_FAILED if report.failed else EXIT_OK
+
+
+def _search_row(rank: int, hit) -> dict:
+    """A hit as one output row: the best copy, why it matched, and every post sharing it."""
+    first = hit.posts[0] if hit.posts else {}
+    return {
+        "rank": rank, "score": round(hit.rank, 4), "media_id": hit.media_id, "media_type": hit.media_type,
+        "snippet": hit.snippet, "post_url": first.get("post_url"), "author": first.get("author"),
+        "local_file": hit.local_file_path, "copies": len(hit.media_ids), "media_ids": hit.media_ids,
+        "posts": hit.posts, "fuzzy": hit.fuzzy, "media_url": hit.media_url,
+    }  # fmt: skip
+
+
+def cmd_search(args, settings: Settings, store: MediaStore) -> int:
+    from social_tui_media.store.search import SearchQuery, SearchSyntaxError, parse_search
+
+    args.query = " ".join(args.query)
+    try:
+        query = SearchQuery(
+            parse_search(args.query), media_type=args.media_type, author=args.author, since=args.since,
+            field=args.field, limit=args.limit,
+        )  # fmt: skip
+    except SearchSyntaxError as exc:
+        raise UsageError(f"search {args.query!r}: {exc}") from None
+    hits = store.search_media(query)
+    rows = [_search_row(rank, hit) for rank, hit in enumerate(hits, start=1)]
+    fuzzy = " (by similar spelling)" if any(h.fuzzy for h in hits) else ""
+    print_rows(
+        rows, SEARCH_COLUMNS, output_format(args), title=lambda n: f"{n} hits for {args.query!r}{fuzzy}"
+    )
+    return EXIT_OK
+
+
+def cmd_duplicates(args, settings: Settings, store: MediaStore) -> int:
+    rows = store.iter_duplicate_groups()
+    print_rows(rows, DUPLICATE_COLUMNS, output_format(args), title=lambda n: f"{n} media in duplicate groups")
+    return EXIT_OK
 
 
 def cmd_verify_cache(args, settings: Settings, store: MediaStore) -> int:
@@ -777,6 +859,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-failed", action="store_true", help="also retry permanent failures (403/404/410)")
     p.add_argument("--workers", type=positive_int, help="parallel downloads (default MEDIA_MAX_CONCURRENT)")
     p.add_argument("--limit", type=positive_int, help="download at most N media")
+    p.add_argument(
+        "--extract-text", action="store_true", help="then extract the text of what is cached (OCR)"
+    )
+
+    p = command("extract-text", "read the text of cached media locally: OCR, PDF text, video frames; no API")
+    p.add_argument("--media-id", help="one media row")
+    p.add_argument("--limit", type=positive_int, help="extract at most N rows")
+    p.add_argument("--workers", type=positive_int, help="parallel workers (default 1; OCR uses every core)")
+    p.add_argument("--retry-failed", action="store_true", help="also take rows whose extraction failed")
+    p.add_argument("--force", action="store_true", help="extract rows already done again")
+
+    p = command("search", "search everything media say: post text, author, description, tags, text in them")
+    p.add_argument(
+        "query", metavar="QUERY", nargs="+",
+        help="""words, "a phrase", -not, prefix* (quote a query that starts with -: 'keynote -aws')""",
+    )  # fmt: skip
+    p.add_argument("--media-type", "--type", choices=("image", "video", "document"), help="one kind of media")
+    p.add_argument("--author", help="posts by this author (username or name)")
+    p.add_argument("--since", type=iso_date, help="posts posted on or after YYYY-MM-DD")
+    p.add_argument("--field", choices=("text", "description", "tags", "post"), help="match in one field only")
+    p.add_argument(
+        "--limit", type=bounded_limit, default=20, help="at most N hits (default 20, at most 1000)"
+    )
+
+    command("duplicates", "groups of identical and near-duplicate media, best copy first")
 
     p = command("verify-cache", "re-hash cached files; exit 1 while corruption remains")
     p.add_argument("--repair", action="store_true", help="restore or re-fetch missing and corrupt files")
@@ -846,6 +953,9 @@ COMMANDS = {
     "show": cmd_show,
     "stats": cmd_stats,
     "download-all": cmd_download_all,
+    "extract-text": cmd_extract_text,
+    "search": cmd_search,
+    "duplicates": cmd_duplicates,
     "verify-cache": cmd_verify_cache,
     "backfill": cmd_backfill,
     "thumbnails": cmd_thumbnails,

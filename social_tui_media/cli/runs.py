@@ -16,6 +16,17 @@ from social_tui_media.store.interface import MediaStore
 
 if TYPE_CHECKING:  # the downloader (requests) loads only for commands that download
     from social_tui_media.jobs.download import DownloadReport
+    from social_tui_media.jobs.extract_text import ExtractionReport
+
+EXTRACTION_LABELS = {
+    "completed": "text extracted",
+    "shared": "rows sharing identical bytes' text (read once)",
+    "reused": "rows reusing text read before (no OCR)",
+    "failed": "text extraction failed",
+    "near_grouped": "rows put in near-duplicate groups",
+    "characters": "characters extracted",
+    "lost": "results dropped (lease taken over)",
+}
 
 
 def download_with_progress(store: MediaStore, settings: Settings, **options: Any) -> DownloadReport:
@@ -25,6 +36,35 @@ def download_with_progress(store: MediaStore, settings: Settings, **options: Any
     with progress_bar("downloading media") as bar:
         report = download_pending(store, settings, progress=bar, **options)
     warn_download_failures(report)
+    return report
+
+
+def ocr_engine():
+    """The local OCR engine, loaded before any claim; without one, exit 2 saying what to install."""
+    from social_tui_media.cli.output import UsageError
+    from social_tui_media.media.ocr import OcrUnavailable, load_engine
+
+    try:
+        return load_engine()
+    except OcrUnavailable as exc:
+        raise UsageError(str(exc)) from None
+
+
+def extract_text_with_progress(store: MediaStore, settings: Settings, **options: Any) -> ExtractionReport:
+    """`jobs.extract_text.extract_pending` with a progress bar; its failures as warning lines."""
+    from social_tui_media.jobs.extract_text import extract_pending
+
+    engine = options.pop("engine", None) or ocr_engine()
+    with progress_bar(f"extracting text ({engine.name})", with_bytes=False) as bar:
+        report = extract_pending(store, settings, progress=bar, engine=engine, **options)
+    for failure in report.failures[:20]:
+        warn(failure)
+    if report.failed:
+        warn(
+            f"{report.failed} text extractions failed: `python manage_media.py extract-text --retry-failed` "
+            "tries them again",
+            even_quiet=True,
+        )
     return report
 
 

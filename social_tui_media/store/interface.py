@@ -18,12 +18,15 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from social_tui_media.store.rows import to_iso, utc_now
+from social_tui_media.store.search import SearchHit, SearchQuery
 
 DOWNLOAD_STATUSES = ("pending", "downloaded", "failed")
 AI_STATUSES = ("not_started", "started", "completed", "failed")
 DOWNLOAD_LEASE_SECONDS = 15 * 60
 ANALYSIS_LEASE_SECONDS = 10 * 60
 BATCH_OPEN_STATUSES = ("preparing", "submitted")  # an analysis batch not yet ended
+TEXT_STATUSES = ("not_started", "started", "completed", "failed")
+TEXT_LEASE_SECONDS = 10 * 60
 PAGE_ROWS = 1000  # rows a store reads per page (PostgREST's default db-max-rows: one response's most)
 AUDIT_ACTIONS = ("presigned_url", "export", "file_deleted")
 COST_GROUPS = ("month", "post", "author")  # what `analysis_costs` sums by
@@ -155,6 +158,33 @@ class AnalysisQuery:
     statuses: list[str]
     media_ids: list[str] | None = None
     lease_seconds: int = ANALYSIS_LEASE_SECONDS
+
+
+@dataclass(frozen=True)
+class TextClaim:
+    """Which cached rows an extract-text worker asks for, and the event logged on each it takes."""
+
+    worker: str
+    limit: int
+    statuses: list[str]
+    event: dict
+    media_ids: list[str] | None = None
+    lease_seconds: int = TEXT_LEASE_SECONDS
+    dead_workers: tuple[str, ...] | list[str] = ()
+
+
+@dataclass(frozen=True)
+class TextOutcome:
+    """The result of one claimed extraction. A completed one is shared by every row holding the
+    same bytes (md5) that has none yet."""
+
+    media_id: str
+    status: str  # completed | failed
+    event: dict
+    text: str | None = None
+    segments: list[dict] | None = None  # {page, text, source} per PDF page, {t, text} per video frame
+    engine: str | None = None
+    phash: str | None = None  # 16 hex digits, images only
 
 
 @dataclass(frozen=True)
@@ -334,6 +364,49 @@ class MediaStore(Protocol):
         """batches_open, batch_items_open, batch_oldest_open_at, batch_cost_usd, batch_saved_usd."""
 
     def append_event(self, media_id: str, event: dict) -> None: ...
+
+    # local text extraction, duplicates, search ------------------------------------------
+
+    def claim_text(self, claim: TextClaim) -> list[dict]:
+        """Claim cached rows for extract-text (the analysis claim's rule, on text_status), logging
+        `claim.event` on each; a row whose bytes a live worker is reading now is left for later."""
+
+    def text_claimants(self) -> list[str]: ...
+
+    def text_backlog(self, statuses: list[str], media_ids: list[str] | None = None) -> int:
+        """How many rows `claim_text` could take now with these statuses."""
+
+    def finish_text(self, worker: str, outcome: TextOutcome, lease_seconds: int = TEXT_LEASE_SECONDS) -> int:
+        """Write an extraction the worker still holds; a completed one also goes to every other
+        row with the same md5 that is not extracted and not held by a live worker (each with its
+        own started/completed events carrying `shared_from`). Rows written; 0: lease lost."""
+
+    def extracted_text_of(self, md5_sum: str) -> dict | None:
+        """A row holding these bytes whose text is extracted, or None."""
+
+    def near_candidates(self, media_id: str, phash: str, max_distance: int) -> list[dict]:
+        """Extracted images of other posts whose perceptual hash is within `max_distance` bits,
+        nearest first: media_id, post_id, md5_sum, phash, extracted_text, file_size, near_group_id,
+        distance."""
+
+    def set_near_group(self, group_id: str, media_ids: list[str]) -> int:
+        """Put these rows, the rows holding the same bytes and the groups they were in into one
+        confirmed near-duplicate group."""
+
+    def iter_duplicate_groups(self) -> Iterator[dict]:
+        """Every member of every group of copies of one picture (same md5, or a confirmed near
+        duplicate), by group_key, the best (largest) copy first (member_rank 1): kind, media_id,
+        post_id, media_type, media_url, post_url, author_username, posted_at_timestamp,
+        file_size, width, height, md5_sum, local_file_path."""
+
+    def near_duplicate_analysis(self, media_id: str) -> dict | None:
+        """The row of another copy of this media (identical bytes or a confirmed near
+        duplicate) whose analysis is completed, the largest first; None when there is none.
+        Analysis calls it to reuse that result instead of paying for another call."""
+
+    def search_media(self, query: SearchQuery) -> list[SearchHit]:
+        """Ranked hits, one per picture (identical and near-duplicate copies collapse into one
+        listing every post, earliest first)."""
 
     def update_media(self, media_id: str, fields: dict, event: dict | None = None) -> None: ...
 

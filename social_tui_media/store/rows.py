@@ -72,6 +72,8 @@ def normalize_row(row: dict) -> dict:
         out["ai_analysis"] = parse_analysis(out["ai_analysis"])
     if "download_permanent" in out and out["download_permanent"] is not None:
         out["download_permanent"] = bool(out["download_permanent"])
+    if isinstance(out.get("text_segments"), str):
+        out["text_segments"] = parse_log(out["text_segments"])
     if "raw_json" in out and isinstance(out["raw_json"], str):
         out["raw_json"] = json.loads(out["raw_json"])
     if out.get("download_status") is None and "download_status" in out:

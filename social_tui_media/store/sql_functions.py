@@ -18,6 +18,7 @@ from typing import Any
 from social_tui_media.ids import PREFIX_POST, PREFIX_RUN, generate_aws_id
 from social_tui_media.store.interface import (
     PAGE_ROWS,
+    TEXT_LEASE_SECONDS,
     AnalysisBatch,
     AnalysisClaim,
     AnalysisOutcome,
@@ -32,6 +33,8 @@ from social_tui_media.store.interface import (
     MediaStore,
     PostRecord,
     RunCounts,
+    TextClaim,
+    TextOutcome,
     UpsertedMedia,
     analysis_claim_order,
     batch_counts_row,
@@ -43,6 +46,7 @@ from social_tui_media.store.interface import (
     system_info,
     upserted_in_input_order,
 )
+from social_tui_media.store.search import SearchHit, SearchQuery
 
 WRITE_ROWS = 1000  # rows per bulk write, so each call's result also fits one response
 BROWSE_AFTER_PARAMS = ("p_after_posted_at", "p_after_post_id", "p_after_position", "p_after_media_id")
@@ -250,6 +254,78 @@ class SqlFunctionStore(MediaStore, ABC):
 
     def batch_counts(self) -> dict:
         return batch_counts_row(self._call("media_batch_counts", {}))
+
+    # local text extraction, duplicates, search ------------------------------------------
+
+    def claim_text(self, claim: TextClaim) -> list[dict]:
+        params = {
+            "p_worker": claim.worker, "p_lease_seconds": claim.lease_seconds, "p_statuses": claim.statuses,
+            "p_event": claim.event, "p_media_ids": claim.media_ids, "p_dead_workers": list(claim.dead_workers),
+        }  # fmt: skip
+        return sorted(self._claim("media_claim_text", params, claim.limit), key=analysis_claim_order)
+
+    def text_claimants(self) -> list[str]:
+        return [r["claimant"] for r in self._call("media_text_claimants", {})]
+
+    def text_backlog(self, statuses: list[str], media_ids: list[str] | None = None) -> int:
+        params = {
+            "p_statuses": list(statuses),
+            "p_lease_seconds": TEXT_LEASE_SECONDS,
+            "p_media_ids": media_ids,
+        }
+        return int(self._call("media_text_backlog", params))
+
+    def finish_text(self, worker: str, outcome: TextOutcome, lease_seconds: int = TEXT_LEASE_SECONDS) -> int:
+        params = {
+            "p_media_id": outcome.media_id, "p_worker": worker, "p_status": outcome.status,
+            "p_text": outcome.text, "p_segments": outcome.segments, "p_engine": outcome.engine,
+            "p_phash": outcome.phash, "p_event": outcome.event, "p_lease_seconds": lease_seconds,
+        }  # fmt: skip
+        return int(self._call("media_finish_text", params) or 0)
+
+    def extracted_text_of(self, md5_sum: str) -> dict | None:
+        rows = self._call("media_extracted_text_of", {"p_md5_sum": md5_sum})
+        return rows[0] if rows else None
+
+    def near_candidates(self, media_id: str, phash: str, max_distance: int) -> list[dict]:
+        params = {"p_media_id": media_id, "p_phash": phash, "p_max_distance": max_distance}
+        return self._call("media_near_candidates", params)
+
+    def set_near_group(self, group_id: str, media_ids: list[str]) -> int:
+        return int(self._call("media_set_near_group", {"p_group_id": group_id, "p_media_ids": media_ids}))
+
+    def iter_duplicate_groups(self) -> Iterator[dict]:
+        after: dict = {}
+        while True:
+            page = self._call("media_duplicate_groups", {**after, "p_limit": PAGE_ROWS})
+            yield from page
+            if len(page) < PAGE_ROWS:
+                return
+            after = {"p_after_group": page[-1]["group_key"], "p_after_rank": page[-1]["member_rank"]}
+
+    def near_duplicate_analysis(self, media_id: str) -> dict | None:
+        rows = self._call("media_near_duplicate_analysis", {"p_media_id": media_id})
+        return rows[0] if rows else None
+
+    def search_media(self, query: SearchQuery) -> list[SearchHit]:
+        params = {
+            "p_terms": query.terms_json(), "p_media_type": query.media_type, "p_author": query.author,
+            "p_since_ms": day_start_ms(query.since), "p_field": query.field, "p_limit": query.limit,
+        }  # fmt: skip
+        return [
+            SearchHit(
+                r["media_id"],
+                r["media_type"],
+                float(r["rank"]),
+                r["snippet"] or "",
+                r["local_file_path"],
+                r["media_url"],
+                list(r["media_ids"] or []),
+                list(r["posts"] or []),
+                bool(r["fuzzy"]),
+            )  # fmt: skip
+            for r in self._call("media_search", params)
+        ]
 
     # single-row updates -----------------------------------------------------------------
 

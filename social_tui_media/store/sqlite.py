@@ -20,6 +20,7 @@ from social_tui_media.store.interface import (
     BROWSE_MEDIA_FIELDS,
     BROWSE_POST_FIELDS,
     PAGE_ROWS,
+    TEXT_LEASE_SECONDS,
     AnalysisBatch,
     AnalysisClaim,
     AnalysisOutcome,
@@ -36,6 +37,8 @@ from social_tui_media.store.interface import (
     RunCounts,
     StoreError,
     StoreFull,
+    TextClaim,
+    TextOutcome,
     UpsertedMedia,
     batch_counts_row,
     day_start_iso,
@@ -46,19 +49,42 @@ from social_tui_media.store.interface import (
     system_info,
 )
 from social_tui_media.store.rows import normalize_row, parse_log, to_iso, utc_now
+from social_tui_media.store.search import SearchHit, SearchQuery, fts5_match
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "schema" / "sqlite.sql"
 CHECKPOINT_PAUSE = 0.05  # seconds between background checkpoints: commits meanwhile are copied back together
 WAL_LIMIT_PAGES = 20_000  # past this (80 MB) a commit checkpoints itself, should the background fall behind
 log = logging.getLogger(__name__)
-JSON_COLUMNS = ("raw_json", "stats_json", "payload", "ai_analysis", "ai_analysis_log")
+JSON_COLUMNS = ("raw_json", "stats_json", "payload", "ai_analysis", "ai_analysis_log", "text_segments")
 CHUNK = 500  # rows per statement batch; well under SQLite's variable limit
 # Columns read through the same rule as the SQL functions (media_ai_status): NULL is not_started.
 _COLUMN_READ = {"ai_analysis_status": "coalesce(ai_analysis_status, 'not_started')"}
 # Columns added to an existing table after an embedded database was first created: sqlite.sql
 # declares them for new databases; an older file gets them here, before sqlite.sql runs (its
 # indexes may name them). (table, column, declaration), in the order they were added.
-ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (("post_media", "ai_batch_id", "TEXT"),)
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("post_media", "ai_batch_id", "TEXT"),
+    ("post_media", "text_status", "TEXT NOT NULL DEFAULT 'not_started'"
+     " CHECK (text_status IN ('not_started', 'started', 'completed', 'failed'))"),
+    ("post_media", "text_claimed_by", "TEXT"),
+    ("post_media", "text_claimed_at", "TEXT"),
+    ("post_media", "extracted_text", "TEXT"),
+    ("post_media", "text_segments", "TEXT"),
+    ("post_media", "text_engine", "TEXT"),
+    ("post_media", "text_extracted_at", "TEXT"),
+    ("post_media", "phash", "TEXT"),
+    ("post_media", "near_group_id", "TEXT"),
+)  # fmt: skip
+
+
+def _hamming(a: str | None, b: str | None) -> int | None:
+    """Bits that differ between two 64-bit hashes in hex (the SQL twin of bit_count(a # b))."""
+    if not a or not b:
+        return None
+    try:
+        return (int(a, 16) ^ int(b, 16)).bit_count()
+    except ValueError:
+        return None
 
 
 def _cutoff(lease_seconds: int) -> str:
@@ -255,6 +281,7 @@ class SQLiteStore(MediaStore):
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from None
         self._conn.row_factory = sqlite3.Row
+        self._conn.create_function("hamming64", 2, _hamming, deterministic=True)
         self._lock = threading.RLock()
         with _sqlite_errors(self.path):  # e.g. a file that is not a database
             columns = {r[1] for r in self._conn.execute("PRAGMA table_info(posts)")}
@@ -758,6 +785,273 @@ class SQLiteStore(MediaStore):
                 ),
             )  # fmt: skip
         return True
+
+    # local text extraction, duplicates, search ------------------------------------------
+
+    @staticmethod
+    def _text_claimable(
+        conn: sqlite3.Connection,
+        statuses: list[str],
+        media_ids: list[str] | None,
+        lease_seconds: int,
+        limit: int = -1,
+        dead_workers: list[str] | None = None,
+        columns: str = "*",
+    ) -> list[sqlite3.Row]:
+        """The twin of media_text_claimable (+ media_claim_text's rule on bytes being read)."""
+        if not statuses or media_ids == []:
+            return []
+        dead = list(dead_workers or [])
+        cutoff = _cutoff(lease_seconds)
+        params: list = [*statuses, cutoff, *dead]
+        id_clause = ""
+        if media_ids is not None:
+            id_clause = f"AND m.media_id IN ({','.join('?' * len(media_ids))})"
+            params += media_ids
+        params += [cutoff, *dead, *statuses, cutoff, *dead, *(media_ids or []), limit]
+        return conn.execute(
+            f"""SELECT {columns} FROM post_media m
+                 WHERE m.download_status = 'downloaded' AND m.evicted_at IS NULL
+                   AND m.local_file_path IS NOT NULL
+                   AND (m.text_status IN ({",".join("?" * len(statuses))})
+                        OR (m.text_status = 'started'
+                            AND (m.text_claimed_at IS NULL OR m.text_claimed_at < ?
+                                 OR m.text_claimed_by IN ({",".join("?" * len(dead))}))))
+                   {id_clause}
+                   AND NOT EXISTS (SELECT 1 FROM post_media o
+                                    WHERE o.md5_sum = m.md5_sum AND o.media_id <> m.media_id
+                                      AND o.text_status = 'started' AND o.text_claimed_at >= ?
+                                      AND o.text_claimed_by NOT IN ({",".join("?" * len(dead))}))
+                   AND NOT EXISTS (SELECT 1 FROM post_media o
+                                    WHERE o.md5_sum = m.md5_sum AND o.media_id < m.media_id
+                                      AND o.download_status = 'downloaded' AND o.evicted_at IS NULL
+                                      AND o.local_file_path IS NOT NULL
+                                      AND (o.text_status IN ({",".join("?" * len(statuses))})
+                                           OR (o.text_status = 'started'
+                                               AND (o.text_claimed_at IS NULL OR o.text_claimed_at < ?
+                                                    OR o.text_claimed_by IN ({",".join("?" * len(dead))}))))
+                                      {id_clause.replace("m.media_id", "o.media_id")})
+                 ORDER BY m.created_at, m.media_id LIMIT ?""",
+            params,
+        ).fetchall()
+
+    def claim_text(self, claim: TextClaim) -> list[dict]:
+        now = utc_now()
+        with self._transaction() as conn:
+            picked = self._text_claimable(
+                conn, claim.statuses, claim.media_ids, claim.lease_seconds, claim.limit,
+                list(claim.dead_workers), "m.media_id, m.ai_analysis_log",
+            )  # fmt: skip
+            for row in picked:
+                log = json.dumps(parse_log(row["ai_analysis_log"]) + [claim.event])
+                conn.execute(
+                    """UPDATE post_media SET text_status='started', text_claimed_by=?, text_claimed_at=?,
+                           ai_analysis_log=?, updated_at=? WHERE media_id=?""",
+                    (claim.worker, now, log, now, row["media_id"]),
+                )
+            return self._by_ids(conn, [r["media_id"] for r in picked])
+
+    def text_claimants(self) -> list[str]:
+        rows = self._rows(
+            "SELECT DISTINCT text_claimed_by FROM post_media"
+            " WHERE text_claimed_by IS NOT NULL AND text_status = 'started'"
+        )
+        return [r["text_claimed_by"] for r in rows]
+
+    def text_backlog(self, statuses: list[str], media_ids: list[str] | None = None) -> int:
+        with self._lock, _sqlite_errors(self.path):
+            return len(
+                self._text_claimable(
+                    self._conn, statuses, media_ids, TEXT_LEASE_SECONDS, columns="m.media_id"
+                )
+            )
+
+    def finish_text(self, worker: str, outcome: TextOutcome, lease_seconds: int = TEXT_LEASE_SECONDS) -> int:
+        now = utc_now()
+        done = outcome.status == "completed"
+        segments = None if outcome.segments is None else json.dumps(outcome.segments, ensure_ascii=False)
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT ai_analysis_log, md5_sum FROM post_media"
+                " WHERE media_id=? AND text_claimed_by=? AND text_status='started'",
+                (outcome.media_id, worker),
+            ).fetchone()
+            if row is None:
+                return 0
+            conn.execute(
+                """UPDATE post_media SET text_status=?,
+                       extracted_text=CASE WHEN ? THEN ? ELSE extracted_text END,
+                       text_segments=CASE WHEN ? THEN ? ELSE text_segments END,
+                       text_engine=CASE WHEN ? THEN ? ELSE text_engine END,
+                       text_extracted_at=CASE WHEN ? THEN ? ELSE text_extracted_at END,
+                       phash=coalesce(?, phash), text_claimed_by=NULL, text_claimed_at=NULL,
+                       ai_analysis_log=?, updated_at=? WHERE media_id=?""",
+                (
+                    outcome.status, done, outcome.text, done, segments, done, outcome.engine, done, now,
+                    outcome.phash, json.dumps(parse_log(row["ai_analysis_log"]) + [outcome.event]), now,
+                    outcome.media_id,
+                ),
+            )  # fmt: skip
+            if not done or row["md5_sum"] is None:
+                return 1
+            twins = conn.execute(
+                """SELECT media_id, ai_analysis_log FROM post_media
+                    WHERE md5_sum = ? AND media_id <> ?
+                      AND (text_status IN ('not_started', 'failed')
+                           OR (text_status = 'started' AND (text_claimed_at IS NULL OR text_claimed_at < ?)))""",
+                (row["md5_sum"], outcome.media_id, _cutoff(lease_seconds)),
+            ).fetchall()
+            details = {**outcome.event.get("details", {}), "shared_from": outcome.media_id}
+            started = {
+                "timestamp": outcome.event.get("timestamp", now), "event": "text_extraction_started",
+                "status": "success", "details": {"shared_from": outcome.media_id},
+            }  # fmt: skip
+            for twin in twins:
+                log = parse_log(twin["ai_analysis_log"]) + [started, {**outcome.event, "details": details}]
+                conn.execute(
+                    """UPDATE post_media SET text_status='completed', extracted_text=?, text_segments=?,
+                           text_engine=?, text_extracted_at=?, phash=coalesce(?, phash), text_claimed_by=NULL,
+                           text_claimed_at=NULL, ai_analysis_log=?, updated_at=? WHERE media_id=?""",
+                    (
+                        outcome.text, segments, outcome.engine, now, outcome.phash, json.dumps(log), now,
+                        twin["media_id"],
+                    ),
+                )  # fmt: skip
+            return 1 + len(twins)
+
+    def extracted_text_of(self, md5_sum: str) -> dict | None:
+        rows = self._rows(
+            "SELECT * FROM post_media WHERE md5_sum = ? AND text_status = 'completed'"
+            " ORDER BY text_extracted_at, media_id LIMIT 1",
+            (md5_sum,),
+        )
+        return rows[0] if rows else None
+
+    def near_candidates(self, media_id: str, phash: str, max_distance: int) -> list[dict]:
+        return self._rows(
+            """SELECT c.media_id, c.post_id, c.md5_sum, c.phash, c.extracted_text, c.file_size, c.near_group_id,
+                      hamming64(c.phash, ?) AS distance
+                 FROM post_media c, (SELECT post_id FROM post_media WHERE media_id = ?) me
+                WHERE c.phash IS NOT NULL AND c.media_id <> ? AND c.post_id <> me.post_id
+                  AND c.text_status = 'completed' AND hamming64(c.phash, ?) <= ?
+                ORDER BY distance, c.created_at, c.media_id LIMIT 50""",
+            (phash, media_id, media_id, phash, max_distance),
+        )
+
+    def set_near_group(self, group_id: str, media_ids: list[str]) -> int:
+        marks = ",".join("?" * len(media_ids))
+        with self._transaction() as conn:
+            return conn.execute(
+                f"""UPDATE post_media SET near_group_id = ?, updated_at = ?
+                     WHERE media_id IN ({marks})
+                        OR md5_sum IN (SELECT md5_sum FROM post_media WHERE media_id IN ({marks}))
+                        OR near_group_id IN (SELECT near_group_id FROM post_media WHERE media_id IN ({marks}))""",
+                [group_id, utc_now(), *media_ids, *media_ids, *media_ids],
+            ).rowcount
+
+    def iter_duplicate_groups(self) -> Iterator[dict]:
+        rows = self._rows(
+            """SELECT m.media_id, m.post_id, m.media_type, m.media_url, p.url AS post_url, p.author_username,
+                      p.posted_at_timestamp, m.file_size, m.width, m.height, m.md5_sum, m.local_file_path,
+                      m.near_group_id, m.created_at
+                 FROM post_media m JOIN posts p ON p.post_id = m.post_id
+                WHERE m.duplicate_of IS NULL AND (m.near_group_id IS NOT NULL
+                      OR m.md5_sum IN (SELECT md5_sum FROM post_media WHERE md5_sum IS NOT NULL
+                                        AND duplicate_of IS NULL GROUP BY md5_sum HAVING count(*) > 1))"""
+        )
+        near_of_md5 = {}
+        for row in rows:
+            if row["near_group_id"] and row["md5_sum"]:
+                near_of_md5[row["md5_sum"]] = min(row["near_group_id"], near_of_md5.get(row["md5_sum"], "~"))
+        groups: dict[str, list[dict]] = {}
+        for row in rows:
+            key = row["near_group_id"] or near_of_md5.get(row["md5_sum"]) or f"md5:{row['md5_sum']}"
+            groups.setdefault(key, []).append(row)
+        for key in sorted(groups):
+            members = groups[key]
+            if len(members) < 2:
+                continue
+            members.sort(
+                key=lambda r: (
+                    -(r["file_size"] or -1), -((r["width"] or 0) * (r["height"] or 0)), r["posted_at_timestamp"],
+                    r["media_id"],
+                )
+            )  # fmt: skip
+            for rank, row in enumerate(members, start=1):
+                kind = "identical" if key.startswith("md5:") else "near"
+                extra = {"group_key": key, "member_rank": rank, "kind": kind}
+                yield {**extra, **{k: v for k, v in row.items() if k not in ("near_group_id", "created_at")}}
+
+    def near_duplicate_analysis(self, media_id: str) -> dict | None:
+        rows = self._rows(
+            """SELECT o.* FROM post_media m
+                 JOIN post_media o ON o.media_id <> m.media_id
+                                  AND ((m.md5_sum IS NOT NULL AND o.md5_sum = m.md5_sum)
+                                       OR (m.near_group_id IS NOT NULL AND o.near_group_id = m.near_group_id))
+                WHERE m.media_id = ? AND o.ai_analysis_status = 'completed' AND o.ai_analysis IS NOT NULL
+                ORDER BY o.file_size IS NULL, o.file_size DESC, o.ai_analyzed_at, o.media_id LIMIT 1""",
+            (media_id,),
+        )
+        return rows[0] if rows else None
+
+    def search_media(self, query: SearchQuery) -> list[SearchHit]:
+        where, params = (
+            ["media_search MATCH ?", "m.duplicate_of IS NULL"],
+            [fts5_match(query.terms, query.field)],
+        )
+        if query.media_type:
+            where.append("m.media_type = ?")
+            params.append(query.media_type)
+        if query.author:
+            where.append("(lower(p.author_username) = lower(?) OR lower(p.author_name) = lower(?))")
+            params += [query.author, query.author]
+        if query.since:
+            where.append("p.posted_at_timestamp >= ?")
+            params.append(day_start_ms(query.since))
+        # One row per picture (SQLite's max() picks the columns of the best-ranked copy), then
+        # the best pictures: only the top rows leave the database, however many match.
+        top = self._rows(
+            f"""WITH hits AS MATERIALIZED (
+                    SELECT m.rowid AS search_rowid, m.media_id, m.media_type, m.local_file_path, m.media_url,
+                           coalesce(m.near_group_id, 'md5:' || m.md5_sum, 'id:' || m.media_id) AS group_key,
+                           -bm25(media_search, 10.0, 4.0, 3.0, 1.0, 1.0) AS rank
+                      FROM media_search
+                      JOIN post_media m ON m.rowid = media_search.rowid
+                      JOIN posts p ON p.post_id = m.post_id
+                     WHERE {" AND ".join(where)})
+                SELECT group_key, search_rowid, media_id, media_type, local_file_path, media_url, max(rank) AS rank
+                  FROM hits GROUP BY group_key
+                 ORDER BY rank DESC, media_id LIMIT ?""",
+            [*params, query.limit],
+        )
+        return [self._search_hit(hit["group_key"], hit, params[0]) for hit in top]
+
+    def _search_hit(self, key: str, hit: dict, match: str) -> SearchHit:
+        """A hit with every copy of its picture and their posts, earliest post first."""
+        if key.startswith("md5:"):
+            condition, value = "o.md5_sum = ? AND o.near_group_id IS NULL", key[4:]
+        elif key.startswith("id:"):
+            condition, value = "o.media_id = ?", hit["media_id"]
+        else:
+            condition, value = "o.near_group_id = ?", key
+        members = self._rows(
+            f"""SELECT o.media_id, p.post_id, p.url AS post_url, p.author_username AS author,
+                       p.posted_at_timestamp, o.local_file_path
+                  FROM post_media o JOIN posts p ON p.post_id = o.post_id
+                 WHERE o.duplicate_of IS NULL AND {condition}
+                 ORDER BY p.posted_at_timestamp, o.media_id""",
+            (value,),
+        )
+        snippet = self._rows(
+            "SELECT snippet(media_search, -1, '[', ']', ' … ', 16) AS s FROM media_search"
+            " WHERE media_search MATCH ? AND rowid = ?",
+            (match, hit["search_rowid"]),
+        )
+        return SearchHit(
+            hit["media_id"], hit["media_type"], float(hit["rank"]), snippet[0]["s"] if snippet else "",
+            hit["local_file_path"],
+            hit["media_url"], [m["media_id"] for m in members], members, False,
+        )  # fmt: skip
 
     # single-row updates -----------------------------------------------------------------
 

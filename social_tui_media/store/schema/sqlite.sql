@@ -159,7 +159,17 @@ CREATE TABLE IF NOT EXISTS post_media (
     ai_prompt_tokens     INTEGER,
     ai_completion_tokens INTEGER,
     ai_cost_usd          REAL,
-    ai_batch_id          TEXT
+    ai_batch_id          TEXT,
+    text_status          TEXT NOT NULL DEFAULT 'not_started'
+                         CHECK (text_status IN ('not_started', 'started', 'completed', 'failed')),
+    text_claimed_by      TEXT,
+    text_claimed_at      TEXT,
+    extracted_text       TEXT,
+    text_segments        TEXT,
+    text_engine          TEXT,
+    text_extracted_at    TEXT,
+    phash                TEXT,
+    near_group_id        TEXT
 );
 CREATE INDEX IF NOT EXISTS idx_media_post_id ON post_media (post_id);
 CREATE INDEX IF NOT EXISTS idx_media_md5_sum ON post_media (md5_sum);
@@ -224,6 +234,69 @@ CREATE TRIGGER IF NOT EXISTS media_audit_no_delete BEFORE DELETE ON media_audit
 BEGIN
     SELECT RAISE(ABORT, 'media_audit is append-only: DELETE is not allowed');
 END;
+
+CREATE INDEX IF NOT EXISTS idx_media_text_queue ON post_media (text_status) WHERE text_status <> 'completed';
+CREATE INDEX IF NOT EXISTS idx_media_near_group ON post_media (near_group_id) WHERE near_group_id IS NOT NULL;
+
+-- `manage_media.py search` (20251210000001 on PostgreSQL): one FTS5 document per media row,
+-- rowid = the post_media row's rowid: the text in the media (extracted, and the analysis'
+-- text_in_image), the analysis' description and tags, the post's text and author. Porter
+-- stemming; triggers keep it current; the INSERT after them builds it for rows already there.
+CREATE VIRTUAL TABLE IF NOT EXISTS media_search USING fts5(
+    image_text, description, tags, post_text, author,
+    tokenize = 'porter unicode61 remove_diacritics 2'
+);
+
+CREATE VIEW IF NOT EXISTS media_search_source AS
+SELECT m.rowid AS rowid,
+       nullif(trim(coalesce(m.extracted_text, '') || char(10) ||
+              coalesce(CASE WHEN json_valid(m.ai_analysis) AND json_type(m.ai_analysis, '$.text_in_image') = 'array'
+                            THEN (SELECT group_concat(value, ' ') FROM json_each(m.ai_analysis, '$.text_in_image'))
+                            WHEN json_valid(m.ai_analysis) THEN json_extract(m.ai_analysis, '$.text_in_image') END,
+                       ''), char(10) || ' '), '') AS image_text,
+       CASE WHEN json_valid(m.ai_analysis) THEN json_extract(m.ai_analysis, '$.description')
+            ELSE m.ai_analysis END AS description,
+       CASE WHEN json_valid(m.ai_analysis) AND json_type(m.ai_analysis, '$.tags') = 'array'
+            THEN (SELECT group_concat(value, ' ') FROM json_each(m.ai_analysis, '$.tags')) END AS tags,
+       p.text_content AS post_text,
+       trim(coalesce(p.author_username, '') || ' ' || coalesce(p.author_name, '')) AS author,
+       m.post_id AS post_id
+  FROM post_media m JOIN posts p ON p.post_id = m.post_id;
+
+CREATE TRIGGER IF NOT EXISTS media_search_insert AFTER INSERT ON post_media BEGIN
+    INSERT INTO media_search (rowid, image_text, description, tags, post_text, author)
+    SELECT rowid, image_text, description, tags, post_text, author FROM media_search_source
+     WHERE rowid = NEW.rowid;
+END;
+
+CREATE TRIGGER IF NOT EXISTS media_search_update AFTER UPDATE OF ai_analysis, extracted_text, post_id ON post_media
+WHEN OLD.ai_analysis IS NOT NEW.ai_analysis OR OLD.extracted_text IS NOT NEW.extracted_text
+     OR OLD.post_id IS NOT NEW.post_id
+BEGIN
+    DELETE FROM media_search WHERE rowid = OLD.rowid;
+    INSERT INTO media_search (rowid, image_text, description, tags, post_text, author)
+    SELECT rowid, image_text, description, tags, post_text, author FROM media_search_source
+     WHERE rowid = NEW.rowid;
+END;
+
+CREATE TRIGGER IF NOT EXISTS media_search_delete AFTER DELETE ON post_media BEGIN
+    DELETE FROM media_search WHERE rowid = OLD.rowid;
+END;
+
+CREATE TRIGGER IF NOT EXISTS media_search_post_update AFTER UPDATE OF text_content, author_username, author_name
+ON posts
+WHEN OLD.text_content IS NOT NEW.text_content OR OLD.author_username IS NOT NEW.author_username
+     OR OLD.author_name IS NOT NEW.author_name
+BEGIN
+    DELETE FROM media_search WHERE rowid IN (SELECT rowid FROM post_media WHERE post_id = NEW.post_id);
+    INSERT INTO media_search (rowid, image_text, description, tags, post_text, author)
+    SELECT rowid, image_text, description, tags, post_text, author FROM media_search_source
+     WHERE post_id = NEW.post_id;
+END;
+
+INSERT INTO media_search (rowid, image_text, description, tags, post_text, author)
+SELECT rowid, image_text, description, tags, post_text, author FROM media_search_source
+ WHERE NOT EXISTS (SELECT 1 FROM media_search) AND EXISTS (SELECT 1 FROM post_media);
 
 -- The TUI's views, with the same columns as on PostgreSQL.
 CREATE VIEW IF NOT EXISTS v_main_post_view AS
