@@ -333,6 +333,21 @@ def test_a_later_row_shares_a_stored_analysis_and_force_analyses_again(
     assert "shared_from" not in store.get_media(later)["ai_analysis_log"][-1]["details"]
 
 
+def test_a_confirmed_near_duplicate_shares_the_analysis_unless_forced(
+    store, ai, client, served, vision, tmp_path
+):
+    first, resized = cached(store, ai, served, tmp_path, [(100, 100, "a"), (90, 90, "b")])
+    analyze_pending(store, ai, statuses=claim_statuses(), media_ids=[first], client=client, retry_policy=FAST)
+    store.set_near_group("ng-1", [first, resized])  # what extract-text records once the texts agree
+    report = analyze_pending(store, ai, statuses=claim_statuses(), client=client, retry_policy=FAST)
+    assert (report.completed, report.shared, len(vision.calls)) == (1, 1, 1)
+    assert store.get_media(resized)["ai_analysis_log"][-1]["details"]["shared_from"] == first
+    forced = analyze_pending(
+        store, ai, statuses=claim_statuses(force=True), media_ids=[resized], client=client, retry_policy=FAST
+    )
+    assert (forced.shared, len(vision.calls)) == (0, 2)
+
+
 # --------------------------------------------------------------------------- the command
 
 

@@ -211,15 +211,16 @@ def test_near_candidates_are_other_posts_images_by_hash_distance(store, corpus):
     assert store.near_candidates(corpus["banner"], "0000000000000000", 3) == []
 
 
-def test_near_duplicate_analysis_offers_another_copys_result(store, corpus):
-    assert store.near_duplicate_analysis(corpus["banner_copy"]) is None
+def test_a_confirmed_near_duplicate_shares_its_analysis_by_the_same_model(store, corpus):
+    assert store.shareable_analysis(corpus["banner_copy"], "gpt-4o-mini") is None
     [row] = store.claim_analysis(AnalysisClaim("ai", 1, ["not_started"], make_event("ai_analysis_started"),
                                                [corpus["banner"]]))  # fmt: skip
     analysis = {"description": "A stage", "text_in_image": "Venetian", "tags": ["stage"], "kind": "photo"}
     store.finish_analysis("ai", AnalysisOutcome(row["media_id"], "completed", make_event("ai_analysis_completed"),
-                                                analysis=analysis))  # fmt: skip
-    reused = store.near_duplicate_analysis(corpus["banner_copy"])
+                                                analysis=analysis, model="gpt-4o-mini"))  # fmt: skip
+    reused = store.shareable_analysis(corpus["banner_copy"], "gpt-4o-mini")
     assert reused["media_id"] == corpus["banner"] and reused["ai_analysis"]["description"] == "A stage"
+    assert store.shareable_analysis(corpus["banner_copy"], "gpt-4o") is None  # another model's answer
 
 
 def test_an_expired_or_dead_workers_claim_is_taken_over(store):

@@ -112,7 +112,8 @@ def is_shared(outcome: AnalysisOutcome) -> bool:
 
 class Sharing:
     """Identical bytes are analysed once. A row takes the analysis of a completed row holding
-    the same bytes (`store.shareable_analysis`, unless `reuse_stored` is off: --force), or of
+    the same bytes or a confirmed near duplicate of them (`store.shareable_analysis`, unless
+    `reuse_stored` is off: --force), or of
     the worker of this run already analysing them, waiting for it; the first analysis of
     bytes new to the run is the only call made for them."""
 
@@ -124,7 +125,7 @@ class Sharing:
         self._inflight: dict[str, Future] = {}
 
     def stored_source(self, row: dict) -> SharedSource | None:
-        if not self.reuse_stored or not row.get("md5_sum"):
+        if not self.reuse_stored:
             return None
         found = self.store.shareable_analysis(row["media_id"], self.model)
         return source_of_row(found) if found else None

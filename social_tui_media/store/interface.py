@@ -357,8 +357,10 @@ class MediaStore(Protocol):
 
     def shareable_analysis(self, media_id: str, model: str) -> dict | None:
         """The row whose analysis `media_id` can share instead of a request of its own: a
-        completed row with the same bytes (md5), analysed by `model` (or a dated snapshot of it).
-        The one definition of "the same media" for analysis."""
+        completed row analysed by `model` (or a dated snapshot of it) holding the same bytes
+        (md5), else a confirmed near duplicate of it (same near_group_id: see extract-text);
+        identical bytes first, then the largest copy. The one definition of "the same media"
+        for analysis."""
 
     def batch_counts(self) -> dict:
         """batches_open, batch_items_open, batch_oldest_open_at, batch_cost_usd, batch_saved_usd."""
@@ -398,11 +400,6 @@ class MediaStore(Protocol):
         duplicate), by group_key, the best (largest) copy first (member_rank 1): kind, media_id,
         post_id, media_type, media_url, post_url, author_username, posted_at_timestamp,
         file_size, width, height, md5_sum, local_file_path."""
-
-    def near_duplicate_analysis(self, media_id: str) -> dict | None:
-        """The row of another copy of this media (identical bytes or a confirmed near
-        duplicate) whose analysis is completed, the largest first; None when there is none.
-        Analysis calls it to reuse that result instead of paying for another call."""
 
     def search_media(self, query: SearchQuery) -> list[SearchHit]:
         """Ranked hits, one per picture (identical and near-duplicate copies collapse into one

@@ -303,10 +303,6 @@ class SqlFunctionStore(MediaStore, ABC):
                 return
             after = {"p_after_group": page[-1]["group_key"], "p_after_rank": page[-1]["member_rank"]}
 
-    def near_duplicate_analysis(self, media_id: str) -> dict | None:
-        rows = self._call("media_near_duplicate_analysis", {"p_media_id": media_id})
-        return rows[0] if rows else None
-
     def search_media(self, query: SearchQuery) -> list[SearchHit]:
         params = {
             "p_terms": query.terms_json(), "p_media_type": query.media_type, "p_author": query.author,

@@ -680,11 +680,14 @@ class SQLiteStore(MediaStore):
     def shareable_analysis(self, media_id: str, model: str) -> dict | None:
         rows = self._rows(
             """SELECT o.* FROM post_media me
-                 JOIN post_media o ON o.md5_sum = me.md5_sum AND o.media_id <> me.media_id
-                WHERE me.media_id = ? AND me.md5_sum IS NOT NULL
+                 JOIN post_media o ON o.media_id <> me.media_id
+                                  AND ((me.md5_sum IS NOT NULL AND o.md5_sum = me.md5_sum)
+                                       OR (me.near_group_id IS NOT NULL AND o.near_group_id = me.near_group_id))
+                WHERE me.media_id = ?
                   AND o.ai_analysis_status = 'completed' AND o.ai_analysis IS NOT NULL
                   AND (o.ai_model = ? OR o.ai_model LIKE ? || '-____-__-__')
-                ORDER BY o.ai_analyzed_at IS NULL, o.ai_analyzed_at DESC, o.media_id LIMIT 1""",
+                ORDER BY o.md5_sum IS me.md5_sum DESC, o.file_size IS NULL, o.file_size DESC,
+                         o.ai_analyzed_at IS NULL, o.ai_analyzed_at DESC, o.media_id LIMIT 1""",
             (media_id, model, model),
         )
         return rows[0] if rows else None
@@ -981,18 +984,6 @@ class SQLiteStore(MediaStore):
                 kind = "identical" if key.startswith("md5:") else "near"
                 extra = {"group_key": key, "member_rank": rank, "kind": kind}
                 yield {**extra, **{k: v for k, v in row.items() if k not in ("near_group_id", "created_at")}}
-
-    def near_duplicate_analysis(self, media_id: str) -> dict | None:
-        rows = self._rows(
-            """SELECT o.* FROM post_media m
-                 JOIN post_media o ON o.media_id <> m.media_id
-                                  AND ((m.md5_sum IS NOT NULL AND o.md5_sum = m.md5_sum)
-                                       OR (m.near_group_id IS NOT NULL AND o.near_group_id = m.near_group_id))
-                WHERE m.media_id = ? AND o.ai_analysis_status = 'completed' AND o.ai_analysis IS NOT NULL
-                ORDER BY o.file_size IS NULL, o.file_size DESC, o.ai_analyzed_at, o.media_id LIMIT 1""",
-            (media_id,),
-        )
-        return rows[0] if rows else None
 
     def search_media(self, query: SearchQuery) -> list[SearchHit]:
         where, params = (

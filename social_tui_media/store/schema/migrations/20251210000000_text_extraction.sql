@@ -227,17 +227,22 @@ LANGUAGE sql STABLE SECURITY INVOKER AS $$
      LIMIT p_limit;
 $$;
 
--- For analysis: the completed analysis of another copy of this media, identical bytes or a
--- confirmed near duplicate, the best (largest) copy first; none when the row is in no group.
-CREATE OR REPLACE FUNCTION media_near_duplicate_analysis(p_media_id TEXT)
+-- The row whose analysis this row can share (20251207000000's one lookup, now knowing near
+-- duplicates): a completed row by the same model (or a dated snapshot of it) holding the same
+-- bytes, else one confirmed a near duplicate of it (same near_group_id); identical bytes first,
+-- then the largest copy.
+CREATE OR REPLACE FUNCTION media_shareable_analysis(p_media_id TEXT, p_model TEXT)
 RETURNS SETOF post_media
 LANGUAGE sql STABLE SECURITY INVOKER AS $$
-    SELECT o.* FROM post_media m
-      JOIN post_media o ON o.media_id <> m.media_id
-                       AND ((m.md5_sum IS NOT NULL AND o.md5_sum = m.md5_sum)
-                            OR (m.near_group_id IS NOT NULL AND o.near_group_id = m.near_group_id))
-     WHERE m.media_id = p_media_id AND o.ai_analysis_status = 'completed' AND o.ai_analysis IS NOT NULL
-     ORDER BY o.file_size DESC NULLS LAST, o.ai_analyzed_at, o.media_id
+    SELECT o.* FROM post_media me
+      JOIN post_media o ON o.media_id <> me.media_id
+                       AND ((me.md5_sum IS NOT NULL AND o.md5_sum = me.md5_sum)
+                            OR (me.near_group_id IS NOT NULL AND o.near_group_id = me.near_group_id))
+     WHERE me.media_id = p_media_id
+       AND o.ai_analysis_status = 'completed' AND o.ai_analysis IS NOT NULL
+       AND (o.ai_model = p_model OR o.ai_model LIKE p_model || '-____-__-__')
+     ORDER BY o.md5_sum IS NOT DISTINCT FROM me.md5_sum DESC, o.file_size DESC NULLS LAST,
+              o.ai_analyzed_at DESC NULLS LAST, o.media_id
      LIMIT 1;
 $$;
 
