@@ -188,3 +188,21 @@ def test_download_all_with_extract_text_reads_what_it_downloaded(cli_env, served
     summary = json.loads(done.stdout)
     assert summary["downloaded"] == 1 and summary["completed"] == 1
     assert search(cli_env, tmp_path, "aurora", "--field", "text") == [["ivan"]]
+
+
+def test_extract_text_marks_each_file_it_reads_used(cli_env, served, tmp_path, store_kind):
+    body = text_media.png(text_media.slide(["Graviton four"]))
+    posts = [post(1, "jo", "Chips", "2025-11-02", image(served, "graviton", body, "image/png"))]
+    directory = tmp_path / "one"
+    directory.mkdir()
+    (directory / "p.json").write_text(json.dumps(posts))
+    assert run(cli_env, "manage_data.py", "import", str(directory), "-q", cwd=tmp_path).returncode == 0
+
+    def last_use() -> str:
+        listed = run(cli_env, "manage_media.py", "list", "--all", "--format", "json", cwd=tmp_path)
+        [row] = json.loads(listed.stdout)
+        return row["cache_used_at"]
+
+    before = last_use()
+    assert run(cli_env, "manage_media.py", "extract-text", "-q", cwd=tmp_path).returncode == 0
+    assert last_use() > before

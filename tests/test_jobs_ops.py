@@ -213,8 +213,13 @@ def test_stats_reports_success_and_cache_hit_rates_download_times_failures_and_q
     assert stats["download_failures_by_kind"]["all_time"] == {gone_kind(store, gone["media_id"]): 1}
     assert stats["download_p95_ms"]["all_time"] >= stats["download_mean_ms"]["all_time"] * 0.5 >= 10
     assert stats["download_bytes_per_second"]["all_time"] > 0
-    # a 404 waits for --retry-failed, not in the download queue; the text stage comes with extract-text
-    assert stats["queue_depth"] == {"download": 0, "text": None, "analysis": succeeded, "archive": succeeded}
+    # a 404 waits for --retry-failed, not in the download queue; each downloaded file waits for its text
+    assert stats["queue_depth"] == {
+        "download": 0,
+        "text": succeeded,
+        "analysis": succeeded,
+        "archive": succeeded,
+    }
     assert (stats["s3_objects"], stats["s3_bytes"], stats["s3_monthly_cost_usd"]) == (0, 0, 0.0)
     future = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
     later = json.loads(manage(cli_env, "stats", "--since", future, "--json", cwd=tmp_path).stdout)

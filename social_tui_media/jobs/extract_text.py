@@ -30,6 +30,7 @@ from social_tui_media.store.interface import (
     TextOutcome,
     make_event,
 )
+from social_tui_media.store.usage import UsageRecorder
 
 log = logging.getLogger(__name__)
 NEAR_DISTANCE_WITH_TEXT = 10  # bits: re-encoded, resized, lightly cropped copies whose text agrees
@@ -232,13 +233,18 @@ def extract_pending(
         backlog = store.text_backlog(statuses, media_ids)
         progress.expect(backlog if limit is None else min(limit, backlog))
     next_row = _claimer(store, statuses, media_ids, limit, lease_seconds, dead)
+    used = UsageRecorder(store)  # each file read: eviction keeps it longer
+
+    def read(row: dict) -> TextOutcome:
+        used.touch(row["media_id"])
+        return extract_row(cache, engine, row)
 
     def work() -> None:
         me = worker_id()
         while claimed := next_row(me):
             twin = store.extracted_text_of(claimed["md5_sum"]) if claimed.get("md5_sum") else None
             reused = twin is not None and twin["media_id"] != claimed["media_id"]
-            outcome = _reused(claimed, twin) if reused else extract_row(cache, engine, claimed)
+            outcome = _reused(claimed, twin) if reused else read(claimed)
             written = store.finish_text(me, outcome, lease_seconds)
             report.add(outcome, written, reused)
             if written and outcome.status == "completed" and outcome.phash:
@@ -248,7 +254,10 @@ def extract_pending(
             if progress:
                 progress.advance(1, 0)
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="extract-text") as pool:
-        for future in [pool.submit(work) for _ in range(workers)]:
-            future.result()
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="extract-text") as pool:
+            for future in [pool.submit(work) for _ in range(workers)]:
+                future.result()
+    finally:
+        used.close()
     return report

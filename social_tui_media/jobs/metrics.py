@@ -64,11 +64,10 @@ class PipelineFigures:
 
 def pipeline_figures(store: MediaStore, since: str) -> PipelineFigures:
     """The metrics for a window starting on day `since`, and for all time."""
-    stages = store.stage_counts()
+    stages = store.stage_counts() | {"text": store.text_backlog(["not_started"])}  # extract-text's own rule
     return PipelineFigures(
         window=download_figures(store.download_metrics(day_start_iso(since))),
         all_time=download_figures(store.download_metrics(None)),
-        # The text stage (extract-text) is counted by media_stage_counts once it exists: None until then.
         queue_depth={stage: stages.get(stage) for stage in STAGES},
         s3_objects=int(stages["s3_objects"]),
         s3_bytes=int(stages["s3_bytes"]),
