@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from social_tui_media.ids import PREFIX_MEDIA, generate_aws_id
+from social_tui_media.store.browse import find_media
 from social_tui_media.store.interface import BrowseQuery, MediaSlotRow, browse_key
 from tests.test_store_conformance import post
 
@@ -103,3 +104,25 @@ def test_text_matches_the_analysis_the_post_text_or_the_author_in_any_case(store
 def test_a_page_never_holds_more_rows_than_asked(store):
     seed(store)
     assert len(store.browse_media(BrowseQuery(), limit=2)) == 2
+
+
+def test_only_the_given_media_ids_and_each_row_carries_its_extracted_text(store):
+    ids = seed(store)
+    rows = store.browse_media(BrowseQuery(media_ids=(ids["team"], ids["demo"])))
+    assert {r["media_id"] for r in rows} == {ids["team"], ids["demo"]}
+    assert all("extracted_text" in r for r in rows)
+    assert store.browse_media(BrowseQuery(media_ids=())) == []
+
+
+def test_a_query_with_words_is_the_search_stemmed_with_negation_and_filters(store):
+    ids = seed(store)
+    assert [r["media_id"] for r in find_media(store, BrowseQuery("stages")).rows] == [ids["team"]]
+    slides = find_media(store, BrowseQuery("slide")).rows
+    assert {r["media_id"] for r in slides} == {ids["slide-1"], ids["slide-2"]}
+    assert all(r["post_author_username"] for r in slides)  # rows with their post, as without a search
+    assert find_media(store, BrowseQuery("slide -pycon")).rows == []
+    assert [r["media_id"] for r in find_media(store, BrowseQuery("slide", media_type="document")).rows] == [
+        ids["slide-2"]
+    ]
+    # no word to look for: a plain substring, as before the search
+    assert [r["media_id"] for r in find_media(store, BrowseQuery("100%")).rows] == [ids["team"]]

@@ -245,13 +245,14 @@ class BrowseQuery:
     post_id: str | None = None
     author: str | None = None  # in the author's username or name
     media_type: str | None = None
+    media_ids: tuple[str, ...] | None = None  # only these rows (what a search found)
 
 
 # What `browse_media` returns for each row: the media's own fields and its post's, prefixed.
 BROWSE_MEDIA_FIELDS = (
     "media_id", "post_id", "media_type", "media_url", "local_file_path", "file_size", "mime_type", "width",
     "height", "md5_sum", "download_status", "download_error", "ai_analysis_status", "ai_analysis",
-    "ai_analyzed_at", "archive_url", "evicted_at", "position", "slot_role", "created_at",
+    "ai_analyzed_at", "archive_url", "evicted_at", "position", "slot_role", "created_at", "extracted_text",
 )  # fmt: skip
 BROWSE_POST_FIELDS = {  # our name: the posts column
     "post_author_username": "author_username",

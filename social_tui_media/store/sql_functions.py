@@ -136,6 +136,7 @@ class SqlFunctionStore(MediaStore, ABC):
         params = {
             "p_text": query.text, "p_post_id": query.post_id, "p_author": query.author,
             "p_media_type": query.media_type, "p_limit": min(limit, PAGE_ROWS),
+            "p_media_ids": None if query.media_ids is None else list(query.media_ids),
         }  # fmt: skip
         if after is not None:
             params.update(zip(BROWSE_AFTER_PARAMS, after, strict=True))

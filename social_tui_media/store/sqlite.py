@@ -170,6 +170,9 @@ def _browse_where(query: BrowseQuery, after: tuple | None) -> tuple[list[str], l
     if query.media_type is not None:
         where.append("m.media_type = ?")
         params.append(query.media_type)
+    if query.media_ids is not None:
+        where.append("m.media_id IN (SELECT value FROM json_each(?))")  # one parameter, any length
+        params.append(json.dumps(list(query.media_ids)))
     if after is not None:
         posted_at, post_id, position, media_id = after
         # The first condition alone is a range on idx_posts_browse_order; the rest picks the exact row.
