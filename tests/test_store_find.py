@@ -236,3 +236,25 @@ def test_an_expired_or_dead_workers_claim_is_taken_over(store):
     assert store.text_backlog(["not_started"]) == 0 and store.text_backlog(["not_started", "failed"]) == 1
     events = [e["event"] for e in store.get_media(media_id)["ai_analysis_log"]]
     assert events[-3:] == ["text_extraction_started", "text_extraction_started", "text_extraction_failed"]
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite"])  # SQLite looks up the best index rows first
+def test_looking_up_the_best_candidates_first_gives_the_same_hits(store, monkeypatch):
+    from social_tui_media.store import sqlite as sqlite_store
+
+    # 12 copies of one picture rank best (the word three times), then 30 pictures of their own.
+    shared = [add_media(store, add_post(store, f"urn:c{i}", "ann", "cloud cloud cloud", "2025-11-01"),
+                        "c", "c" * 32) for i in range(12)]  # fmt: skip
+    for i in range(30):
+        add_media(
+            store, add_post(store, f"urn:o{i}", "bob", "cloud " + "word " * i, "2025-11-02"), "o", f"{i:032x}"
+        )
+
+    def hits(candidates: int, limit: int) -> list[list[str]]:
+        monkeypatch.setattr(sqlite_store, "SEARCH_CANDIDATES", candidates)
+        return search(store, "cloud", limit=limit)
+
+    everything = hits(10_000, 8)
+    assert sorted(everything[0]) == sorted(shared) and len(everything) == 8
+    assert hits(5, 8) == everything  # the 5 best rows are one picture: asked again without
+    assert hits(20, 8) == everything  # 20 rows hold 9 pictures: exact from them

@@ -56,6 +56,7 @@ CHECKPOINT_PAUSE = 0.05  # seconds between background checkpoints: commits meanw
 WAL_LIMIT_PAGES = 20_000  # past this (80 MB) a commit checkpoints itself, should the background fall behind
 log = logging.getLogger(__name__)
 JSON_COLUMNS = ("raw_json", "stats_json", "payload", "ai_analysis", "ai_analysis_log", "text_segments")
+SEARCH_CANDIDATES = 400  # best-ranked index rows a search looks up first (see _search_top)
 CHUNK = 500  # rows per statement batch; well under SQLite's variable limit
 # Columns read through the same rule as the SQL functions (media_ai_status): NULL is not_started.
 _COLUMN_READ = {"ai_analysis_status": "coalesce(ai_analysis_status, 'not_started')"}
@@ -1002,23 +1003,42 @@ class SQLiteStore(MediaStore):
         if query.since:
             where.append("p.posted_at_timestamp >= ?")
             params.append(day_start_ms(query.since))
-        # One row per picture (SQLite's max() picks the columns of the best-ranked copy), then
-        # the best pictures: only the top rows leave the database, however many match.
-        top = self._rows(
+        filtered = bool(query.media_type or query.author or query.since)
+        top = None if filtered else self._search_top(where, params, query.limit, SEARCH_CANDIDATES)
+        if top is None:
+            top = self._search_top(where, params, query.limit)
+        return [self._search_hit(hit["group_key"], hit, params[0]) for hit in top]
+
+    def _search_top(
+        self, where: list[str], params: list, limit: int, candidates: int | None = None
+    ) -> list[dict] | None:
+        """The best `limit` pictures: one row per picture (SQLite's max() picks the columns of the
+        best-ranked copy), only the top rows leaving the database however many match. With
+        `candidates`, only that many best-ranked index rows are looked up first (a common word
+        matches tens of thousands): exact when they hold `limit` pictures (any picture left out
+        ranks below every one of them); else None, and the caller asks again without."""
+        ranked = "-bm25(media_search, 10.0, 4.0, 3.0, 1.0, 1.0)"
+        source = "media_search"
+        if candidates is not None:  # where[0] is the MATCH: it moves into the candidates
+            source = f"""(SELECT rowid, {ranked} AS rank FROM media_search WHERE {where[0]}
+                          ORDER BY rank DESC LIMIT {int(candidates)}) AS media_search"""
+            ranked, where = "media_search.rank", where[1:]
+        join_posts = any(condition.startswith(("(lower(p.", "p.")) for condition in where)
+        rows = self._rows(
             f"""WITH hits AS MATERIALIZED (
                     SELECT m.rowid AS search_rowid, m.media_id, m.media_type, m.local_file_path, m.media_url,
                            coalesce(m.near_group_id, 'md5:' || m.md5_sum, 'id:' || m.media_id) AS group_key,
-                           -bm25(media_search, 10.0, 4.0, 3.0, 1.0, 1.0) AS rank
-                      FROM media_search
+                           {ranked} AS rank
+                      FROM {source}
                       JOIN post_media m ON m.rowid = media_search.rowid
-                      JOIN posts p ON p.post_id = m.post_id
+                      {"JOIN posts p ON p.post_id = m.post_id" if join_posts else ""}
                      WHERE {" AND ".join(where)})
                 SELECT group_key, search_rowid, media_id, media_type, local_file_path, media_url, max(rank) AS rank
                   FROM hits GROUP BY group_key
                  ORDER BY rank DESC, media_id LIMIT ?""",
-            [*params, query.limit],
+            [*params, limit],
         )
-        return [self._search_hit(hit["group_key"], hit, params[0]) for hit in top]
+        return None if candidates is not None and len(rows) < limit else rows
 
     def _search_hit(self, key: str, hit: dict, match: str) -> SearchHit:
         """A hit with every copy of its picture and their posts, earliest post first."""
