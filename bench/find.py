@@ -11,7 +11,8 @@
 3. Duplicates on a corpus with re-shares: unique slides, their identical re-shares and their
    re-encoded, resized copies run through extract-text: OCR calls made against rows, and the
    rows a duplicate-aware analysis would not send (every group member but one). The analysis
-   side of sharing lands from another branch; what is measured here is what this one finds.
+   side: analyze shares a result over exactly these groups (`shareable_analysis`; tested in
+   tests/test_jobs_analyze_batch.py), so the rows outside one analysed copy per group are its saving.
 
 Timings on a shared 2-core machine are noisy; the goal is < 100 ms on SQLite and PostgreSQL.
 """
@@ -302,7 +303,7 @@ def main() -> int:
         f"{d['shared']} rows got the text of identical bytes without reading them",
         f"- duplicate groups: {d['groups']}; rows put in confirmed near-duplicate groups: {d['near_grouped']}",
         f"- analysis calls a duplicate-aware analysis skips: {d['analysis_calls_saved']} of {d['rows']} "
-        f"({d['share_saved']:.0%}); the analysis side of sharing lands from another branch",
+        f"({d['share_saved']:.0%}): analyze takes them from another copy (`shareable_analysis`)",
     ]  # fmt: skip
     text = "\n".join(lines) + "\n"
     Path(args.out).write_text(text)
