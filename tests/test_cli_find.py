@@ -190,6 +190,7 @@ def test_download_all_with_extract_text_reads_what_it_downloaded(cli_env, served
     assert search(cli_env, tmp_path, "aurora", "--field", "text") == [["ivan"]]
 
 
+@pytest.mark.parametrize("store_kind", ["sqlite"])  # marking is one store op, tested on every back end
 def test_extract_text_marks_each_file_it_reads_used(cli_env, served, tmp_path, store_kind):
     body = text_media.png(text_media.slide(["Graviton four"]))
     posts = [post(1, "jo", "Chips", "2025-11-02", image(served, "graviton", body, "image/png"))]
