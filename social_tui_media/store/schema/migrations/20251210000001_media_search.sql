@@ -223,7 +223,7 @@ CREATE OR REPLACE FUNCTION media_search_top(p_query TSQUERY, p_weights "char"[],
 RETURNS TABLE (group_key TEXT, media_id TEXT, rank REAL)
 LANGUAGE sql STABLE SECURITY INVOKER AS $$
     WITH hits AS (
-        SELECT i.group_key, i.media_id, ts_rank_cd(i.vector, p_query) AS rank FROM media_search_index i
+        SELECT i.group_key, i.media_id, ts_rank(i.vector, p_query) AS rank FROM media_search_index i
          WHERE i.vector @@ p_query
            AND (p_weights IS NULL OR ts_filter(i.vector, p_weights) @@ p_query)
            AND (p_media_type IS NULL OR i.media_type = p_media_type)
