@@ -17,10 +17,11 @@ import pytest
 
 from devtools.media_server import sample_media
 from devtools.openai_server import OpenAITestServer
-from social_tui_media.jobs.analyze import analyze_pending, claim_statuses
+from social_tui_media.jobs.analyze import analyze_pending
 from social_tui_media.jobs.download import download_pending
 from social_tui_media.jobs.import_posts import import_path
 from social_tui_media.media.vision import RetryPolicy
+from social_tui_media.store.claims import claim_statuses
 from tests.conftest import ROOT, scrape
 
 FAST = RetryPolicy(attempts=6, base_delay=0.01, max_delay=0.05)

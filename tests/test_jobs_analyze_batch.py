@@ -13,12 +13,13 @@ import pytest
 from devtools.media_server import sample_media
 from devtools.openai_server import OpenAITestServer
 from social_tui_media.jobs import analyze_batch
-from social_tui_media.jobs.analyze import analyze_pending, claim_statuses
+from social_tui_media.jobs.analyze import analyze_pending
 from social_tui_media.jobs.analyze_batch import collect_batches, submit_batches
 from social_tui_media.jobs.download import download_pending
 from social_tui_media.jobs.import_posts import import_path
 from social_tui_media.media import batch_api
 from social_tui_media.media.vision import build_request, estimate_cost, make_client
+from social_tui_media.store.claims import claim_statuses
 from social_tui_media.store.interface import AnalysisBatch, AnalysisClaim, make_event
 from tests.test_jobs_analyze import FAST, manage
 

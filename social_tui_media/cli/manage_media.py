@@ -39,6 +39,7 @@ from social_tui_media.jobs.verify import repair_cache, verify_cache
 from social_tui_media.media.cache import MediaCache
 from social_tui_media.settings import Settings
 from social_tui_media.store import open_store
+from social_tui_media.store.claims import claim_statuses
 from social_tui_media.store.interface import (
     AI_STATUSES,
     COST_GROUPS,
@@ -382,13 +383,12 @@ def cmd_download_all(args, settings: Settings, store: MediaStore) -> int:
 
 
 def cmd_extract_text(args, settings: Settings, store: MediaStore) -> int:
-    from social_tui_media.jobs.extract_text import text_statuses
 
     media_ids = [args.media_id] if args.media_id else None
     if media_ids and store.get_media(args.media_id) is None:
         raise UsageError(f"no media with id {args.media_id!r}")
     report = extract_text_with_progress(
-        store, settings, statuses=text_statuses(args.retry_failed, args.force), media_ids=media_ids,
+        store, settings, statuses=claim_statuses(args.retry_failed, args.force), media_ids=media_ids,
         limit=args.limit, workers=args.workers or 1,
     )  # fmt: skip
     summary = summary_for("extract-text", settings, args.run_id)
@@ -581,7 +581,7 @@ def add_collect_lines(summary: Summary, report) -> None:
 
 
 def cmd_analyze(args, settings: Settings, store: MediaStore) -> int:
-    from social_tui_media.jobs.analyze import analyze_pending, claim_statuses, restore_evicted
+    from social_tui_media.jobs.analyze import analyze_pending, restore_evicted
     from social_tui_media.jobs.analyze_batch import collect_batches
     from social_tui_media.media.vision import make_client
 

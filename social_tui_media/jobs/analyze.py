@@ -197,16 +197,6 @@ class AnalysisReport:
                 self.failures.append(f"{outcome.media_id}: {outcome.event['details']['message']}")
 
 
-def claim_statuses(retry_failed: bool = False, force: bool = False) -> list[str]:
-    """Which analysis statuses a run may claim: `failed` with --retry-failed, all with --force."""
-    statuses = ["not_started"]
-    if retry_failed or force:
-        statuses.append("failed")
-    if force:
-        statuses.append("completed")
-    return statuses
-
-
 def restore_evicted(
     store: MediaStore, settings: Settings, media_ids: list[str], progress: Progress | None = None
 ) -> DownloadReport:

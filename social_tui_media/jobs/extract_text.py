@@ -21,7 +21,7 @@ from social_tui_media.media.ocr import OcrEngine, load_engine
 from social_tui_media.media.phash import hamming
 from social_tui_media.media.text_extract import ExtractionError, extract_text
 from social_tui_media.settings import Settings
-from social_tui_media.store.claims import is_dead_local_worker, worker_id
+from social_tui_media.store.claims import claim_statuses, is_dead_local_worker, worker_id
 from social_tui_media.store.interface import (
     TEXT_LEASE_SECONDS,
     MediaQuery,
@@ -63,16 +63,6 @@ class ExtractionReport:
             else:
                 self.failed += 1
                 self.failures.append(f"{outcome.media_id}: {outcome.event['details']['message']}")
-
-
-def text_statuses(retry_failed: bool = False, force: bool = False) -> list[str]:
-    """Which text statuses a run may claim: `failed` with --retry-failed, all with --force."""
-    statuses = ["not_started"]
-    if retry_failed or force:
-        statuses.append("failed")
-    if force:
-        statuses.append("completed")
-    return statuses
 
 
 def _words(text: str | None) -> list[str]:
@@ -225,7 +215,7 @@ def extract_pending(
     """Run `workers` workers until the queue is empty or `limit` rows were claimed. Raises
     OcrUnavailable (before any claim) when no OCR engine is installed."""
     engine = engine or load_engine()
-    statuses = statuses or text_statuses()
+    statuses = statuses or claim_statuses()
     cache = MediaCache(settings.cache_dir)
     report = ExtractionReport()
     dead = [c for c in store.text_claimants() if is_dead_local_worker(c)]

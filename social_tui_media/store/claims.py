@@ -27,3 +27,13 @@ def is_dead_local_worker(claimant: str) -> bool:
     except PermissionError:
         return False
     return False
+
+
+def claim_statuses(retry_failed: bool = False, force: bool = False) -> list[str]:
+    """Which statuses a run of a queued stage (analysis, text extraction) may claim: `failed` with --retry-failed, all with --force."""
+    statuses = ["not_started"]
+    if retry_failed or force:
+        statuses.append("failed")
+    if force:
+        statuses.append("completed")
+    return statuses

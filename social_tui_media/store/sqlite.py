@@ -234,6 +234,28 @@ def _upsert_slot(
     return UpsertedMedia(stored["media_id"], row.post_id, row.slot_key, False)
 
 
+def _write_analysis(conn: sqlite3.Connection, outcome: AnalysisOutcome, log: list[dict], now: str) -> None:
+    """A finished analysis on its row: result, tokens and cost added, claim and batch released."""
+    done = outcome.status == "completed"
+    conn.execute(
+        """UPDATE post_media SET ai_analysis_status=?,
+               ai_analysis=CASE WHEN ? THEN ? ELSE ai_analysis END,
+               ai_analyzed_at=CASE WHEN ? THEN ? ELSE ai_analyzed_at END,
+               ai_model=coalesce(?, ai_model),
+               ai_prompt_tokens=coalesce(ai_prompt_tokens, 0) + ?,
+               ai_completion_tokens=coalesce(ai_completion_tokens, 0) + ?,
+               ai_cost_usd=coalesce(ai_cost_usd, 0) + ?,
+               ai_claimed_by=NULL, ai_claimed_at=NULL, ai_batch_id=NULL,
+               ai_analysis_log=?, updated_at=?
+           WHERE media_id=?""",
+        (
+            outcome.status, done, _encode("ai_analysis", outcome.analysis), done, now,
+            outcome.model, outcome.prompt_tokens, outcome.completion_tokens,
+            outcome.cost_usd, json.dumps(log), now, outcome.media_id,
+        ),
+    )  # fmt: skip
+
+
 class _Checkpointer:
     """Copies committed pages from the WAL back into the database file on a thread and a
     connection of its own, so that no commit waits for it.
@@ -635,7 +657,6 @@ class SQLiteStore(MediaStore):
 
     def finish_batch_item(self, batch_id: str, outcome: AnalysisOutcome) -> bool:
         now = utc_now()
-        done = outcome.status == "completed"
         with self._transaction() as conn:
             row = conn.execute(
                 "SELECT ai_analysis_log FROM post_media"
@@ -645,23 +666,7 @@ class SQLiteStore(MediaStore):
             if row is None:
                 return False
             log = parse_log(row["ai_analysis_log"]) + [*outcome.before_events, outcome.event]
-            conn.execute(
-                """UPDATE post_media SET ai_analysis_status=?,
-                       ai_analysis=CASE WHEN ? THEN ? ELSE ai_analysis END,
-                       ai_analyzed_at=CASE WHEN ? THEN ? ELSE ai_analyzed_at END,
-                       ai_model=coalesce(?, ai_model),
-                       ai_prompt_tokens=coalesce(ai_prompt_tokens, 0) + ?,
-                       ai_completion_tokens=coalesce(ai_completion_tokens, 0) + ?,
-                       ai_cost_usd=coalesce(ai_cost_usd, 0) + ?,
-                       ai_claimed_by=NULL, ai_claimed_at=NULL, ai_batch_id=NULL,
-                       ai_analysis_log=?, updated_at=?
-                   WHERE media_id=?""",
-                (
-                    outcome.status, done, _encode("ai_analysis", outcome.analysis), done, now,
-                    outcome.model, outcome.prompt_tokens, outcome.completion_tokens,
-                    outcome.cost_usd, json.dumps(log), now, outcome.media_id,
-                ),
-            )  # fmt: skip
+            _write_analysis(conn, outcome, log, now)
         return True
 
     def release_analysis_batch(self, batch_id: str, event: dict) -> int:
@@ -765,7 +770,6 @@ class SQLiteStore(MediaStore):
 
     def finish_analysis(self, worker: str, outcome: AnalysisOutcome) -> bool:
         now = utc_now()
-        done = outcome.status == "completed"
         with self._transaction() as conn:
             row = conn.execute(
                 "SELECT ai_analysis_log FROM post_media"
@@ -774,23 +778,7 @@ class SQLiteStore(MediaStore):
             ).fetchone()
             if row is None:
                 return False
-            conn.execute(
-                """UPDATE post_media SET ai_analysis_status=?,
-                       ai_analysis=CASE WHEN ? THEN ? ELSE ai_analysis END,
-                       ai_analyzed_at=CASE WHEN ? THEN ? ELSE ai_analyzed_at END,
-                       ai_model=coalesce(?, ai_model),
-                       ai_prompt_tokens=coalesce(ai_prompt_tokens, 0) + ?,
-                       ai_completion_tokens=coalesce(ai_completion_tokens, 0) + ?,
-                       ai_cost_usd=coalesce(ai_cost_usd, 0) + ?,
-                       ai_claimed_by=NULL, ai_claimed_at=NULL, ai_analysis_log=?, updated_at=?
-                   WHERE media_id=?""",
-                (
-                    outcome.status, done, _encode("ai_analysis", outcome.analysis), done, now,
-                    outcome.model, outcome.prompt_tokens, outcome.completion_tokens,
-                    outcome.cost_usd, json.dumps(parse_log(row["ai_analysis_log"]) + [outcome.event]),
-                    now, outcome.media_id,
-                ),
-            )  # fmt: skip
+            _write_analysis(conn, outcome, parse_log(row["ai_analysis_log"]) + [outcome.event], now)
         return True
 
     # local text extraction, duplicates, search ------------------------------------------
