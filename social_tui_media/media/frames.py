@@ -141,3 +141,18 @@ def pdf_pages(path: Path, pages: int, long_side: int) -> list[Image.Image]:
         finally:
             pdf.close()
     return images
+
+
+def fit_rgb(image: Image.Image, side: int) -> Image.Image:
+    """Flatten to RGB (transparent areas white, not the black convert("RGB") would give) and
+    shrink to fit `side`, keeping the aspect: what a thumbnail and a vision request both send."""
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        flat = Image.new("RGB", rgba.size, (255, 255, 255))
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        image = flat
+    elif image.mode != "RGB":
+        image = image.convert("RGB")
+    if max(image.size) > side:
+        image.thumbnail((side, side), Image.Resampling.LANCZOS)
+    return image

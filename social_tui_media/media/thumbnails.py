@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
-from social_tui_media.media.frames import MAX_FRAME_PIXELS, UnreadableMedia, pdf_pages, video_frames
+from social_tui_media.media.frames import MAX_FRAME_PIXELS, UnreadableMedia, fit_rgb, pdf_pages, video_frames
 
 log = logging.getLogger(__name__)
 
@@ -62,22 +62,8 @@ def render_thumbnail(source: Path, mime_type: str | None) -> Image.Image:
             raise ThumbnailError(str(exc)) from None
         if not pages:
             raise ThumbnailError(f"{source.name}: the PDF has no pages")
-        return _fit(pages[0])
+        return fit_rgb(pages[0], THUMB_SIDE)
     return _image_thumbnail(source)
-
-
-def _fit(image: Image.Image, side: int = THUMB_SIDE) -> Image.Image:
-    """Flatten to RGB (transparency on white) and shrink to fit `side`, keeping the aspect."""
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        flat = Image.new("RGB", rgba.size, (255, 255, 255))
-        flat.paste(rgba, mask=rgba.getchannel("A"))
-        image = flat
-    elif image.mode != "RGB":
-        image = image.convert("RGB")
-    if max(image.size) > side:
-        image.thumbnail((side, side), Image.Resampling.LANCZOS)
-    return image
 
 
 def _image_thumbnail(source: Path) -> Image.Image:
@@ -93,7 +79,7 @@ def _image_thumbnail(source: Path) -> Image.Image:
             scale = min(1.0, THUMB_SIDE / max(image.size or (1, 1)))
             # JPEG decodes at 1/2, 1/4, 1/8 scale directly: far less work for a big photo.
             image.draft("RGB", (math.ceil(image.width * scale), math.ceil(image.height * scale)))
-            return _fit(ImageOps.exif_transpose(image))
+            return fit_rgb(ImageOps.exif_transpose(image), THUMB_SIDE)
     except Image.DecompressionBombError as exc:
         raise ThumbnailError(f"{source.name}: {exc}") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
@@ -116,7 +102,7 @@ def _video_sheet(source: Path) -> Image.Image:
     columns = min(SHEET_COLUMNS, len(frames))
     rows = math.ceil(len(frames) / columns)
     cell_w = (THUMB_SIDE - SHEET_GAP * (columns - 1)) // columns
-    cells = [_fit(frame, cell_w) for frame in frames]
+    cells = [fit_rgb(frame, cell_w) for frame in frames]
     cell_h = max(cell.height for cell in cells)
     sheet = Image.new(
         "RGB", (columns * cell_w + SHEET_GAP * (columns - 1), rows * cell_h + SHEET_GAP * (rows - 1))

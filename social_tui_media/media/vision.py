@@ -26,7 +26,7 @@ import tenacity
 from openai.types.chat import ChatCompletion
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from social_tui_media.media.frames import PDFIUM_LOCK, UnreadableMedia, pdf_pages, video_frames  # noqa: F401 (PDFIUM_LOCK: re-exported)
+from social_tui_media.media.frames import PDFIUM_LOCK, UnreadableMedia, fit_rgb, pdf_pages, video_frames  # noqa: F401 (PDFIUM_LOCK: re-exported)
 from social_tui_media.media.retry_after import retry_after_seconds
 from social_tui_media.settings import ConfigError, Settings
 
@@ -246,16 +246,7 @@ def estimate_cost(model: str, prompt_tokens: int, completion_tokens: int, batch:
 
 def _to_data_url(image: Image.Image, max_side: int) -> str:
     """Downscale to fit max_side (keeping aspect), flatten to RGB and JPEG-encode."""
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        # Transparent areas become white, not the black convert("RGB") would give.
-        rgba = image.convert("RGBA")
-        flat = Image.new("RGB", rgba.size, (255, 255, 255))
-        flat.paste(rgba, mask=rgba.getchannel("A"))
-        image = flat
-    elif image.mode != "RGB":
-        image = image.convert("RGB")
-    if max(image.size) > max_side:
-        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    image = fit_rgb(image, max_side)
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=JPEG_QUALITY, optimize=True)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
