@@ -187,6 +187,15 @@ class TextOutcome:
     phash: str | None = None  # 16 hex digits, images only
 
 
+def check_since(since: str | None) -> None:
+    """A `since` filter is a day like 2025-11-01 (or None): ValueError saying so otherwise."""
+    if since is not None:
+        try:
+            date.fromisoformat(since)
+        except (TypeError, ValueError):
+            raise ValueError(f"since={since!r} is not a date like 2025-11-01") from None
+
+
 @dataclass(frozen=True)
 class MediaQuery:
     """Which media rows to list; every filter given must hold (None: any)."""
@@ -199,11 +208,7 @@ class MediaQuery:
     media_ids: tuple[str, ...] | list[str] | None = None  # only these rows ([]: none)
 
     def __post_init__(self) -> None:
-        if self.since is not None:
-            try:
-                date.fromisoformat(self.since)
-            except (TypeError, ValueError):
-                raise ValueError(f"since={self.since!r} is not a date like 2025-11-01") from None
+        check_since(self.since)
 
 
 @dataclass(frozen=True)
@@ -229,11 +234,7 @@ class AuditQuery:
     media_id: str | None = None
 
     def __post_init__(self) -> None:
-        if self.since is not None:
-            try:
-                date.fromisoformat(self.since)
-            except (TypeError, ValueError):
-                raise ValueError(f"since={self.since!r} is not a date like 2025-11-01") from None
+        check_since(self.since)
 
 
 @dataclass(frozen=True)
