@@ -13,6 +13,7 @@ from typing import Any
 
 from social_tui_media.jobs import Progress
 from social_tui_media.jobs.download import DownloadReport, download_pending
+from social_tui_media.jobs.queue import next_row_claimer
 from social_tui_media.media.vision import (
     AnalysisError,
     CircuitBreaker,
@@ -347,36 +348,13 @@ def analyze_pending(
 
 
 def _claimer(store, statuses, media_ids, limit, lease_seconds, model, dead_workers, candidates):
-    """What each worker calls for its next row; None when the run is over.
+    """What each worker calls for its next row (see next_row_claimer); a run that also takes
+    failed or completed rows works through `candidates`, the list fixed at its start."""
 
-    Only `not_started` rows leave the queue for good once analysed. A run that also takes
-    failed or completed rows (--retry-failed, --force) works through `candidates`, the list
-    fixed at its start, so a row that fails again, or was just re-analysed, is not taken twice.
-    """
-    lock = threading.Lock()
-    left = [limit if limit is not None else float("inf")]
-    fixed = iter(media_ids or candidates) if set(statuses) != {"not_started"} else None
+    def claim_one(me: str, ids: list[str] | None) -> dict | None:
+        event = make_event("ai_analysis_started", model=model)
+        rows = store.claim_analysis(AnalysisClaim(me, 1, statuses, event, ids, lease_seconds, dead_workers))
+        return rows[0] if rows else None
 
-    def claim(me: str) -> dict | None:
-        while True:
-            with lock:
-                if left[0] <= 0:
-                    return None
-                ids = media_ids
-                if fixed is not None:
-                    ids = [next(fixed, None)]
-                    if ids == [None]:
-                        return None
-                left[0] -= 1
-            event = make_event("ai_analysis_started", model=model)
-            rows = store.claim_analysis(
-                AnalysisClaim(me, 1, statuses, event, ids, lease_seconds, dead_workers)
-            )
-            if rows:
-                return rows[0]
-            if fixed is None:
-                return None
-            with lock:
-                left[0] += 1  # taken by another worker meanwhile: try the next id
-
-    return claim
+    fixed = list(media_ids or candidates) if set(statuses) != {"not_started"} else None
+    return next_row_claimer(claim_one, media_ids, limit, fixed)

@@ -16,6 +16,7 @@ from difflib import SequenceMatcher
 from pathlib import Path
 
 from social_tui_media.jobs import Progress
+from social_tui_media.jobs.queue import next_row_claimer
 from social_tui_media.media.cache import MediaCache
 from social_tui_media.media.ocr import OcrEngine, load_engine
 from social_tui_media.media.phash import hamming
@@ -165,39 +166,19 @@ def extract_row(cache: MediaCache, engine: OcrEngine, row: dict) -> TextOutcome:
 
 def _claimer(store: MediaStore, statuses: list[str], media_ids: list[str] | None, limit: int | None,
              lease_seconds: int, dead: list[str]):  # fmt: skip
-    """What each worker calls for its next row; None when the run is over.
+    """What each worker calls for its next row (see next_row_claimer); a run that also takes
+    failed or completed rows works through the downloaded rows in those statuses at its start."""
 
-    Only `not_started` rows leave the queue for good once extracted. A run that also takes
-    failed or completed rows (--retry-failed, --force) works through the list of rows fixed at
-    its start, so a row that fails again, or was just extracted, is not taken twice."""
-    lock = threading.Lock()
-    left = [limit if limit is not None else float("inf")]
+    def claim_one(me: str, ids: list[str] | None) -> dict | None:
+        event = make_event("text_extraction_started", details={"worker": me})
+        rows = store.claim_text(TextClaim(me, 1, statuses, event, ids, lease_seconds, dead))
+        return rows[0] if rows else None
+
     fixed = None
     if set(statuses) != {"not_started"}:
         rows = store.iter_media(MediaQuery(download_status="downloaded", media_ids=media_ids))
-        fixed = iter([r["media_id"] for r in rows if (r.get("text_status") or "not_started") in statuses])
-
-    def claim(me: str) -> dict | None:
-        while True:
-            with lock:
-                if left[0] <= 0:
-                    return None
-                ids = media_ids
-                if fixed is not None:
-                    ids = [next(fixed, None)]
-                    if ids == [None]:
-                        return None
-                left[0] -= 1
-            event = make_event("text_extraction_started", details={"worker": me})
-            rows = store.claim_text(TextClaim(me, 1, statuses, event, ids, lease_seconds, dead))
-            if rows:
-                return rows[0]
-            if fixed is None:
-                return None
-            with lock:
-                left[0] += 1  # taken by another worker meanwhile: try the next id
-
-    return claim
+        fixed = [r["media_id"] for r in rows if (r.get("text_status") or "not_started") in statuses]
+    return next_row_claimer(claim_one, media_ids, limit, fixed)
 
 
 def extract_pending(
