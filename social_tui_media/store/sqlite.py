@@ -11,6 +11,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -58,6 +59,34 @@ log = logging.getLogger(__name__)
 JSON_COLUMNS = ("raw_json", "stats_json", "payload", "ai_analysis", "ai_analysis_log", "text_segments")
 SEARCH_CANDIDATES = 400  # best-ranked index rows a search looks up first (see _search_top)
 CHUNK = 500  # rows per statement batch; well under SQLite's variable limit
+
+
+@dataclass(frozen=True)
+class _SearchSource:
+    """One FTS5 index a search reads: its table, its rank, and how its documents reach media rows."""
+
+    table: str
+    rank: str
+    join: str
+    where: tuple[str, ...]
+
+
+# Media with text of their own are found by their document; the others by their post's
+# (sqlite.sql: a media row has a document exactly when it has text of its own).
+_SEARCH_SOURCES = (
+    _SearchSource(
+        "media_search",
+        "-bm25(media_search, 10.0, 4.0, 3.0, 1.0, 1.0)",
+        "JOIN post_media m ON m.rowid = d.rowid JOIN posts p ON p.post_id = m.post_id",
+        ("m.duplicate_of IS NULL",),
+    ),
+    _SearchSource(
+        "post_search",
+        "-bm25(post_search, 1.0, 1.0)",
+        "JOIN posts p ON p.rowid = d.rowid JOIN post_media m ON m.post_id = p.post_id",
+        ("m.duplicate_of IS NULL", "m.ai_analysis IS NULL", "coalesce(m.extracted_text, '') = ''"),
+    ),
+)
 # Columns read through the same rule as the SQL functions (media_ai_status): NULL is not_started.
 _COLUMN_READ = {"ai_analysis_status": "coalesce(ai_analysis_status, 'not_started')"}
 # Columns added to an existing table after an embedded database was first created: sqlite.sql
@@ -321,6 +350,7 @@ class SQLiteStore(MediaStore):
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.execute("PRAGMA busy_timeout=60000")
+            self._conn.execute("PRAGMA temp_store=MEMORY")  # statement journals (a trigger needs one per row)
             self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_LIMIT_PAGES}")
             with self._lock:
                 _add_missing_columns(self._conn)
@@ -978,58 +1008,79 @@ class SQLiteStore(MediaStore):
                 yield {**extra, **{k: v for k, v in row.items() if k not in ("near_group_id", "created_at")}}
 
     def search_media(self, query: SearchQuery) -> list[SearchHit]:
-        where, params = (
-            ["media_search MATCH ?", "m.duplicate_of IS NULL"],
-            [fts5_match(query.terms, query.field)],
-        )
+        match = fts5_match(query.terms, query.field)
+        filters, params = [], []
         if query.media_type:
-            where.append("m.media_type = ?")
+            filters.append("m.media_type = ?")
             params.append(query.media_type)
         if query.author:
-            where.append("(lower(p.author_username) = lower(?) OR lower(p.author_name) = lower(?))")
+            filters.append("(lower(p.author_username) = lower(?) OR lower(p.author_name) = lower(?))")
             params += [query.author, query.author]
         if query.since:
-            where.append("p.posted_at_timestamp >= ?")
+            filters.append("p.posted_at_timestamp >= ?")
             params.append(day_start_ms(query.since))
-        filtered = bool(query.media_type or query.author or query.since)
-        top = None if filtered else self._search_top(where, params, query.limit, SEARCH_CANDIDATES)
+        sources = _SEARCH_SOURCES if query.field in (None, "post") else _SEARCH_SOURCES[:1]
+        top = (
+            None
+            if filters
+            else self._search_top(sources, match, filters, params, query.limit, SEARCH_CANDIDATES)
+        )
         if top is None:
-            top = self._search_top(where, params, query.limit)
-        return [self._search_hit(hit["group_key"], hit, params[0]) for hit in top]
+            top = self._search_top(sources, match, filters, params, query.limit)
+        return [self._search_hit(hit, match) for hit in top]
 
     def _search_top(
-        self, where: list[str], params: list, limit: int, candidates: int | None = None
+        self,
+        sources: tuple[_SearchSource, ...],
+        match: str,
+        filters: list[str],
+        params: list,
+        limit: int,
+        candidates: int | None = None,
     ) -> list[dict] | None:
         """The best `limit` pictures: one row per picture (SQLite's max() picks the columns of the
         best-ranked copy), only the top rows leaving the database however many match. With
-        `candidates`, only that many best-ranked index rows are looked up first (a common word
-        matches tens of thousands): exact when they hold `limit` pictures (any picture left out
-        ranks below every one of them); else None, and the caller asks again without."""
-        ranked = "-bm25(media_search, 10.0, 4.0, 3.0, 1.0, 1.0)"
-        source = "media_search"
-        if candidates is not None:  # where[0] is the MATCH: it moves into the candidates
-            source = f"""(SELECT rowid, {ranked} AS rank FROM media_search WHERE {where[0]}
-                          ORDER BY rank DESC LIMIT {int(candidates)}) AS media_search"""
-            ranked, where = "media_search.rank", where[1:]
-        join_posts = any(condition.startswith(("(lower(p.", "p.")) for condition in where)
+        `candidates`, only that many best-ranked documents of each index are looked up first (a
+        common word matches tens of thousands): exact when every picture shown ranks above the
+        last document looked up of each index that had more (anything left out ranks lower);
+        else None, and the caller asks again without."""
+        limited = f"ORDER BY rank DESC LIMIT {int(candidates)}" if candidates is not None else ""
+        docs = [
+            f"""{source.table}_docs AS MATERIALIZED (
+                    SELECT rowid, {source.rank} AS rank FROM {source.table} WHERE {source.table} MATCH ? {limited})"""
+            for source in sources
+        ]
+        hits = [
+            f"""SELECT '{source.table}' AS doc, d.rowid AS doc_rowid, m.media_id, m.media_type, m.local_file_path,
+                       m.media_url, coalesce(m.near_group_id, 'md5:' || m.md5_sum, 'id:' || m.media_id) AS group_key,
+                       d.rank
+                  FROM {source.table}_docs d {source.join}
+                 WHERE {" AND ".join([*source.where, *filters])}"""
+            for source in sources
+        ]
+        cuts = "".join(
+            f", (SELECT min(rank) FROM {s.table}_docs HAVING count(*) >= {int(candidates)}) AS {s.table}_cut"
+            for s in sources
+            if candidates is not None
+        )
         rows = self._rows(
-            f"""WITH hits AS MATERIALIZED (
-                    SELECT m.rowid AS search_rowid, m.media_id, m.media_type, m.local_file_path, m.media_url,
-                           coalesce(m.near_group_id, 'md5:' || m.md5_sum, 'id:' || m.media_id) AS group_key,
-                           {ranked} AS rank
-                      FROM {source}
-                      JOIN post_media m ON m.rowid = media_search.rowid
-                      {"JOIN posts p ON p.post_id = m.post_id" if join_posts else ""}
-                     WHERE {" AND ".join(where)})
-                SELECT group_key, search_rowid, media_id, media_type, local_file_path, media_url, max(rank) AS rank
+            f"""WITH {", ".join(docs)}, hits AS MATERIALIZED ({" UNION ALL ".join(hits)})
+                SELECT group_key, doc, doc_rowid, media_id, media_type, local_file_path, media_url,
+                       max(rank) AS rank{cuts}
                   FROM hits GROUP BY group_key
                  ORDER BY rank DESC, media_id LIMIT ?""",
-            [*params, limit],
+            [match] * len(sources) + params * len(sources) + [limit],
         )
-        return None if candidates is not None and len(rows) < limit else rows
+        if candidates is None:
+            return rows
+        cut_off = [rows[0][f"{s.table}_cut"] for s in sources] if rows else [math.inf]
+        cut_off = [rank for rank in cut_off if rank is not None]  # the indexes that had more
+        return rows if not cut_off or (len(rows) == limit and rows[-1]["rank"] > max(cut_off)) else None
 
-    def _search_hit(self, key: str, hit: dict, match: str) -> SearchHit:
-        """A hit with every copy of its picture and their posts, earliest post first."""
+    def _search_hit(self, hit: dict, match: str) -> SearchHit:
+        """A hit with every copy of its picture and their posts, earliest post first, and a
+        snippet of the document it was found by."""
+        key = hit["group_key"]
         if key.startswith("md5:"):
             condition, value = "o.md5_sum = ? AND o.near_group_id IS NULL", key[4:]
         elif key.startswith("id:"):
@@ -1044,10 +1095,10 @@ class SQLiteStore(MediaStore):
                  ORDER BY p.posted_at_timestamp, o.media_id""",
             (value,),
         )
+        index = hit["doc"]  # media_search or post_search: a table name of _SEARCH_SOURCES
         snippet = self._rows(
-            "SELECT snippet(media_search, -1, '[', ']', ' … ', 16) AS s FROM media_search"
-            " WHERE media_search MATCH ? AND rowid = ?",
-            (match, hit["search_rowid"]),
+            f"SELECT snippet({index}, -1, '[', ']', ' … ', 16) AS s FROM {index} WHERE {index} MATCH ? AND rowid = ?",
+            (match, hit["doc_rowid"]),
         )
         return SearchHit(
             hit["media_id"], hit["media_type"], float(hit["rank"]), snippet[0]["s"] if snippet else "",

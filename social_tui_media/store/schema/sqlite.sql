@@ -238,16 +238,23 @@ END;
 CREATE INDEX IF NOT EXISTS idx_media_text_queue ON post_media (text_status) WHERE text_status <> 'completed';
 CREATE INDEX IF NOT EXISTS idx_media_near_group ON post_media (near_group_id) WHERE near_group_id IS NOT NULL;
 
--- `manage_media.py search` (20251210000001 on PostgreSQL): one FTS5 document per media row,
--- rowid = the post_media row's rowid: the text in the media (extracted, and the analysis'
--- text_in_image), the analysis' description and tags, the post's text and author. Porter
--- stemming; triggers keep it current; the INSERT after them builds it for rows already there.
+-- `manage_media.py search` (20251210000001 and 20251211000000 on PostgreSQL): FTS5 documents,
+-- porter stemming, kept current by triggers. A post has one document (post_search, rowid = the
+-- posts row's rowid: its text and author), written once when it is imported. A media row with
+-- text of its own (an analysis, extracted text) has a document of all it says (media_search,
+-- rowid = the post_media row's rowid: the text in the media, the analysis' description and
+-- tags, and its post's text and author); one without is found by its post's document. So an
+-- import tokenises each post's text once, whatever its number of media.
 CREATE VIRTUAL TABLE IF NOT EXISTS media_search USING fts5(
     image_text, description, tags, post_text, author,
     tokenize = 'porter unicode61 remove_diacritics 2'
 );
+CREATE VIRTUAL TABLE IF NOT EXISTS post_search USING fts5(
+    post_text, author,
+    tokenize = 'porter unicode61 remove_diacritics 2'
+);
 
-CREATE VIEW IF NOT EXISTS media_search_source AS
+CREATE VIEW IF NOT EXISTS media_doc_source AS
 SELECT m.rowid AS rowid,
        nullif(trim(coalesce(m.extracted_text, '') || char(10) ||
               coalesce(CASE WHEN json_valid(m.ai_analysis) AND json_type(m.ai_analysis, '$.text_in_image') = 'array'
@@ -261,42 +268,68 @@ SELECT m.rowid AS rowid,
        p.text_content AS post_text,
        trim(coalesce(p.author_username, '') || ' ' || coalesce(p.author_name, '')) AS author,
        m.post_id AS post_id
-  FROM post_media m JOIN posts p ON p.post_id = m.post_id;
+  FROM post_media m JOIN posts p ON p.post_id = m.post_id
+ WHERE m.ai_analysis IS NOT NULL OR coalesce(m.extracted_text, '') <> '';  -- text of its own
 
-CREATE TRIGGER IF NOT EXISTS media_search_insert AFTER INSERT ON post_media BEGIN
+-- The view and triggers of the first search index (one document per media row, each repeating
+-- its post's text); a database from then is re-indexed below, once.
+DROP VIEW IF EXISTS media_search_source;
+DROP TRIGGER IF EXISTS media_search_insert;
+DROP TRIGGER IF EXISTS media_search_update;
+DROP TRIGGER IF EXISTS media_search_delete;
+DROP TRIGGER IF EXISTS media_search_post_update;
+DELETE FROM media_search WHERE NOT EXISTS (SELECT 1 FROM post_search);
+INSERT INTO media_search (rowid, image_text, description, tags, post_text, author)
+SELECT rowid, image_text, description, tags, post_text, author FROM media_doc_source
+ WHERE NOT EXISTS (SELECT 1 FROM post_search);
+INSERT INTO post_search (rowid, post_text, author)
+SELECT rowid, text_content, trim(coalesce(author_username, '') || ' ' || coalesce(author_name, '')) FROM posts
+ WHERE NOT EXISTS (SELECT 1 FROM post_search);
+
+CREATE TRIGGER IF NOT EXISTS media_doc_insert AFTER INSERT ON post_media
+WHEN NEW.ai_analysis IS NOT NULL OR coalesce(NEW.extracted_text, '') <> '' BEGIN
     INSERT INTO media_search (rowid, image_text, description, tags, post_text, author)
-    SELECT rowid, image_text, description, tags, post_text, author FROM media_search_source
+    SELECT rowid, image_text, description, tags, post_text, author FROM media_doc_source
      WHERE rowid = NEW.rowid;
 END;
 
-CREATE TRIGGER IF NOT EXISTS media_search_update AFTER UPDATE OF ai_analysis, extracted_text, post_id ON post_media
+CREATE TRIGGER IF NOT EXISTS media_doc_update AFTER UPDATE OF ai_analysis, extracted_text, post_id ON post_media
 WHEN OLD.ai_analysis IS NOT NEW.ai_analysis OR OLD.extracted_text IS NOT NEW.extracted_text
      OR OLD.post_id IS NOT NEW.post_id
 BEGIN
     DELETE FROM media_search WHERE rowid = OLD.rowid;
     INSERT INTO media_search (rowid, image_text, description, tags, post_text, author)
-    SELECT rowid, image_text, description, tags, post_text, author FROM media_search_source
+    SELECT rowid, image_text, description, tags, post_text, author FROM media_doc_source
      WHERE rowid = NEW.rowid;
 END;
 
-CREATE TRIGGER IF NOT EXISTS media_search_delete AFTER DELETE ON post_media BEGIN
+CREATE TRIGGER IF NOT EXISTS media_doc_delete AFTER DELETE ON post_media BEGIN
     DELETE FROM media_search WHERE rowid = OLD.rowid;
 END;
 
-CREATE TRIGGER IF NOT EXISTS media_search_post_update AFTER UPDATE OF text_content, author_username, author_name
-ON posts
+CREATE TRIGGER IF NOT EXISTS post_doc_insert AFTER INSERT ON posts BEGIN
+    INSERT INTO post_search (rowid, post_text, author)
+    VALUES (NEW.rowid, NEW.text_content,
+            trim(coalesce(NEW.author_username, '') || ' ' || coalesce(NEW.author_name, '')));
+END;
+
+CREATE TRIGGER IF NOT EXISTS post_doc_update AFTER UPDATE OF text_content, author_username, author_name ON posts
 WHEN OLD.text_content IS NOT NEW.text_content OR OLD.author_username IS NOT NEW.author_username
      OR OLD.author_name IS NOT NEW.author_name
 BEGIN
+    DELETE FROM post_search WHERE rowid = OLD.rowid;
+    INSERT INTO post_search (rowid, post_text, author)
+    VALUES (NEW.rowid, NEW.text_content,
+            trim(coalesce(NEW.author_username, '') || ' ' || coalesce(NEW.author_name, '')));
     DELETE FROM media_search WHERE rowid IN (SELECT rowid FROM post_media WHERE post_id = NEW.post_id);
     INSERT INTO media_search (rowid, image_text, description, tags, post_text, author)
-    SELECT rowid, image_text, description, tags, post_text, author FROM media_search_source
+    SELECT rowid, image_text, description, tags, post_text, author FROM media_doc_source
      WHERE post_id = NEW.post_id;
 END;
 
-INSERT INTO media_search (rowid, image_text, description, tags, post_text, author)
-SELECT rowid, image_text, description, tags, post_text, author FROM media_search_source
- WHERE NOT EXISTS (SELECT 1 FROM media_search) AND EXISTS (SELECT 1 FROM post_media);
+CREATE TRIGGER IF NOT EXISTS post_doc_delete AFTER DELETE ON posts BEGIN
+    DELETE FROM post_search WHERE rowid = OLD.rowid;
+END;
 
 -- The TUI's views, with the same columns as on PostgreSQL.
 CREATE VIEW IF NOT EXISTS v_main_post_view AS
