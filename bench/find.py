@@ -248,7 +248,7 @@ def bench_duplicates(engine) -> dict:
             path = cache / "images" / f"{md5}.jpg"
             path.write_bytes(data)
             [(post_id, _)] = store.upsert_posts(
-                [PostRecord(f"urn:{n}", None, n, f"a{n}", None, "", None, None, {})]
+                [PostRecord(f"urn:{n}", None, n, f"a{n}", None, "", None, None, "{}")]
             )
             url = f"https://x/{n}"
             [m] = store.upsert_media(

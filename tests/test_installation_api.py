@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
+from collections import Counter
 
 import pytest
 
@@ -49,6 +51,16 @@ def test_db_utils_ids_in_both_forms():
     assert (db_utils.PREFIX_DOWNLOAD, db_utils.PREFIX_RUN, db_utils.PREFIX_PROFILE, db_utils.PREFIX_TAG) == (
         "dl", "run", "prf", "tag",
     )  # fmt: skip
+
+
+def test_new_ids_sort_by_the_time_they_were_made_and_end_random():
+    first = db_utils.generate_aws_id("med")
+    time.sleep(0.002)
+    later = [db_utils.generate_aws_id("med") for _ in range(2000)]
+    assert all(first < other for other in later)  # an index on them grows at its end
+    assert len({other[-9:] for other in later}) == 2000  # the random part differs within a millisecond
+    digits = Counter("".join(other[-9:] for other in later))
+    assert len(digits) == 36 and max(digits.values()) < 2 * min(digits.values())  # every digit, evenly
 
 
 def test_manage_data_api_with_a_supabase_client(

@@ -21,7 +21,7 @@ from devtools.installation import (
     snapshot,
 )
 from social_tui_media.jobs.import_posts import import_path
-from social_tui_media.posts.media_items import slot_key
+from social_tui_media.store.interface import slot_key
 from social_tui_media.store.migrations import MIGRATIONS_DIR, MigrationFailed, apply_pending
 from social_tui_media.store.postgres import PostgresStore
 from tests.conftest import ROOT, SCRAPE1, SCRAPE2

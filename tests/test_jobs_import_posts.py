@@ -16,8 +16,9 @@ import pytest
 from psycopg.rows import dict_row
 
 from social_tui_media.ids import PREFIX_MEDIA, generate_aws_id
-from social_tui_media.jobs.import_posts import BATCH_POSTS, FIRST_BATCH_POSTS, import_path, store_media_slots
+from social_tui_media.jobs.import_posts import import_path, store_media_slots
 from social_tui_media.posts.files import STREAM_FILE_BYTES
+from social_tui_media.posts.reader import BATCH_POSTS, FIRST_BATCH_POSTS
 from social_tui_media.store.interface import MediaSlotRow
 from tests.conftest import ROOT, SAMPLES, SCRAPE1, SCRAPE2
 
@@ -139,7 +140,7 @@ def test_store_media_slots_with_a_store(store):
 def _record():
     from social_tui_media.store.interface import PostRecord
 
-    return PostRecord("urn:li:activity:7390000000000100009", None, 0, "", None, "", None, None, {})
+    return PostRecord("urn:li:activity:7390000000000100009", None, 0, "", None, "", None, None, "{}")
 
 
 def run_cli(env, *args, cwd=None):
@@ -578,3 +579,38 @@ def test_cli_url_of_an_unknown_id_with_markup_characters_is_one_error_line(cli_e
     result = run_cli(cli_env, str(ROOT / "manage_media.py"), "url", "[/x]med-1", cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == ["error: no media with id '[/x]med-1'"]
+
+
+def test_reading_in_a_process_of_its_own_stores_the_same_rows_and_says_the_same_lines(tmp_path):
+    """Large input is read in a reader process: the same posts, media, stats rows, counts and
+    problem lines, in the same order, as reading it here."""
+    from social_tui_media.store.sqlite import SQLiteStore
+
+    def post(n: int) -> dict:
+        images = [
+            {"url": f"https://media.licdn.com/dms/image/{n}/{i}.jpg?e=1764877600&t=s"}
+            for i in range(n % 3 + 1)
+        ]
+        return a_post(n, text=f"post {n} \ud800", media={"type": "images", "images": images})
+
+    directory = write_posts(
+        tmp_path / "posts", "big.json", [post(n) for n in range(1, FIRST_BATCH_POSTS + 1500)]
+    )
+    for bad in (SAMPLES / "bad").glob("*.json"):
+        (directory / bad.name).write_bytes(bad.read_bytes())
+    (directory / SCRAPE1.name).write_text(SCRAPE1.read_text())
+
+    def imported(parallel: bool) -> tuple:
+        store = SQLiteStore(tmp_path / f"parallel-{parallel}.db")
+        try:
+            report = import_path(store, directory, parallel=parallel)
+            posts = sorted((p["urn"], p["raw_json"]) for p in store.posts_page(None, 10_000))
+            counts = (report.posts_processed, report.posts_new, report.media_total, report.media_new)
+            return counts, report.problems, posts, media_by_urn(store), store.media_counts()
+        finally:
+            store.close()
+
+    here, apart = imported(False), imported(True)
+    assert here[0][0] > FIRST_BATCH_POSTS + 1499  # every post of the big file, the samples' too
+    assert len(here[1]) > FIRST_BATCH_POSTS + 1499  # a line for each lone surrogate, the bad files'
+    assert apart == here

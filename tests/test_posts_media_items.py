@@ -3,7 +3,8 @@
 import json
 from datetime import UTC, datetime
 
-from social_tui_media.posts.media_items import extract_media_items, post_identity, slot_key, url_expiry
+from social_tui_media.posts.media_items import extract_media_items, post_identity, url_expiry
+from social_tui_media.store.interface import slot_key
 from tests.conftest import SAMPLES, SCRAPE1, SCRAPE2
 
 POSTS = {post_identity(p): p for p in json.loads(SCRAPE1.read_text())}
@@ -82,6 +83,7 @@ def test_url_expiry_reads_e_parameter():
     assert url_expiry("https://h/p?e=1764877600&v=beta") == datetime.fromtimestamp(1764877600, tz=UTC)
     assert url_expiry("https://h/p?e=soon") is None
     assert url_expiry("https://h/p") is None
+    assert url_expiry("https://h/p?v=1&e=&e=176%34877600") == datetime.fromtimestamp(1764877600, tz=UTC)
 
 
 def test_identity_order():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from contextlib import closing
 from dataclasses import replace
@@ -31,7 +32,7 @@ from social_tui_media.store.postgres import PostgresStore
 def post(urn: str, text: str = "hello", posted_at: str = "2025-11-20T10:00:00+00:00") -> PostRecord:
     millis = int(datetime.fromisoformat(posted_at).timestamp() * 1000)
     return PostRecord(
-        urn, urn, millis, "ana", "Ana L", text, "https://x", "regular", {"urn": urn, "text": text}
+        urn, urn, millis, "ana", "Ana L", text, "https://x", "regular", json.dumps({"urn": urn, "text": text})
     )
 
 

@@ -3,6 +3,7 @@ behaviour suite on every back end (the `store` fixture)."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import pytest
@@ -25,7 +26,15 @@ from social_tui_media.store.search import SearchQuery, parse_search
 def add_post(store, urn: str, author: str, text: str, day: str) -> str:
     millis = int(datetime.fromisoformat(f"{day}T10:00:00+00:00").timestamp() * 1000)
     record = PostRecord(
-        urn, urn, millis, author, author.title(), text, f"https://li/{urn}", "regular", {"urn": urn}
+        urn,
+        urn,
+        millis,
+        author,
+        author.title(),
+        text,
+        f"https://li/{urn}",
+        "regular",
+        json.dumps({"urn": urn}),
     )
     [(post_id, _)] = store.upsert_posts([record])
     return post_id

@@ -103,7 +103,7 @@ def test_cli_import_of_2500_posts_takes_few_requests(postgrest_server, pg_clean_
 def test_store_media_slots_accepts_a_supabase_client(postgrest_server, pg_clean_url):
     client = create_client(postgrest_server.url, postgrest_server.service_key)
     post = json.loads(SCRAPE1.read_text())[9]
-    record = PostRecord(post["full_urn"], None, 0, "", None, "", None, None, {})
+    record = PostRecord(post["full_urn"], None, 0, "", None, "", None, None, "{}")
     [(post_id, _)] = RestStore.from_client(client).upsert_posts([record])
     checks = postgrest_server.count(path_part="/rpc/media_denied_table")
     ids = store_media_slots(client, post_id, post)

@@ -9,25 +9,25 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from social_tui_media.jobs import Progress
 from social_tui_media.jobs.download import DownloadReport, MediaFeed, download_pending
 from social_tui_media.media.fetch import Fetcher, FetchPolicy
-from social_tui_media.posts.files import LoadedPost, describe, iter_posts
 from social_tui_media.posts.json_values import clean_text
 from social_tui_media.posts.media_items import post_identity
+from social_tui_media.posts.reader import ReadBatch, read_batches
 from social_tui_media.posts.records import (
+    PreparedPost,
     media_rows,
-    post_record,
+    slot_rows,
     stats_download_id,
-    stats_row,
     unique_slots,
+    with_stats_ids,
 )
 from social_tui_media.settings import Settings, load_settings
 from social_tui_media.store import as_store
@@ -35,8 +35,6 @@ from social_tui_media.store.interface import MediaStore, RunCounts
 from social_tui_media.store.rows import utc_now
 
 log = logging.getLogger(__name__)
-BATCH_POSTS = 1000
-FIRST_BATCH_POSTS = 100  # small, so downloads can start while later batches are written
 
 
 @dataclass
@@ -65,36 +63,26 @@ class _Batch:
     stats_key: bytes  # a post's stats row id in this import (see records.stats_download_id)
 
 
-def _batches(posts: Iterable[LoadedPost]) -> Iterator[list[LoadedPost]]:
-    """The posts a batch at a time, the first small, without reading ahead of the batch."""
-    remaining = iter(posts)
-    size = FIRST_BATCH_POSTS
-    while batch := list(islice(remaining, size)):
-        yield batch
-        size = BATCH_POSTS
-
-
 def _write_batch(
     store: MediaStore,
-    batch: list[LoadedPost],
+    batch: list[PreparedPost],
     writing: _Batch,
     report: ImportReport,
     on_media: Callable[[list[str]], None] | None,
 ) -> bool:
     """One batch's posts, media slots and stats rows, each one store call; whether a post of
     the batch was met in an earlier one (its media ids are then listed twice)."""
-    ids = store.upsert_posts([post_record(p, report.problems) for p in batch])
+    ids = store.upsert_posts([p.record for p in batch])
     stats: dict[str, dict] = {}  # post_id -> its stats row; a post seen twice keeps the last
     inserted: dict[str, bool] = {}  # post_id -> whether its first sight in the batch created it
     slots = []
     for post, (post_id, new) in zip(batch, ids, strict=True):
         inserted.setdefault(post_id, new)
         download_id = stats_download_id(writing.stats_key, post_id)
-        stats[post_id] = stats_row(
-            post, post_id, writing.run_id, writing.downloaded_at, report.problems, download_id
+        stats[post_id] = with_stats_ids(
+            post.stats, post_id, writing.run_id, writing.downloaded_at, download_id
         )
-        where = describe(post.source_file, post.index, post.urn)
-        slots.extend(media_rows(post_id, post.data, where, report.problems))
+        slots.extend(slot_rows(post_id, post.media))
     upserted = store.upsert_media(unique_slots(slots))
     report.posts_processed += len(batch)
     report.media_total += len(upserted)
@@ -112,7 +100,7 @@ def _write_batch(
 
 def import_posts(
     store: MediaStore,
-    posts: Iterable[LoadedPost],
+    batches: Iterable[ReadBatch],
     report: ImportReport,
     on_media: Callable[[list[str]], None] | None = None,
 ) -> None:
@@ -120,8 +108,9 @@ def import_posts(
     posts are read; `on_media` gets each batch's media ids as soon as they are committed."""
     writing = _Batch(report.run_id, utc_now(), secrets.token_bytes(32))
     met_again = False
-    for batch in _batches(posts):
-        met_again |= _write_batch(store, batch, writing, report, on_media)
+    for batch in batches:
+        report.problems.extend(batch.problems)
+        met_again |= _write_batch(store, batch.posts, writing, report, on_media)
     if met_again:  # only a post met in two batches lists its media twice
         report.media_ids = list(dict.fromkeys(report.media_ids))
 
@@ -149,13 +138,15 @@ def import_path(
     on_media: Callable[[list[str]], None] | None = None,
     run_id: str | None = None,
     new_run_id: str | None = None,
+    parallel: bool | None = None,
 ) -> ImportReport:
     """Import every `*.json` in a directory (or one file) as a recorded download run.
 
     Media slots are stored, not fetched: pass `report.media_ids` (or, to overlap the two,
     a downloader's feed as `on_media`) to the downloader. With `run_id`, the posts join a run
     the caller started and will complete (the installation's `create_download_run` flow);
-    `new_run_id` names the run this import starts (the CLI's log correlation id).
+    `new_run_id` names the run this import starts (the CLI's log correlation id). `parallel`:
+    read the files in a process of their own (None: when they are large; see posts.reader).
     """
     store = as_store(client)
     root = Path(directory)
@@ -167,7 +158,7 @@ def import_path(
     read_problems: list[str] = []
     first_row_problem = len(report.problems)
     try:
-        import_posts(store, iter_posts(paths, read_problems), report, on_media)
+        import_posts(store, read_batches(paths, read_problems, parallel), report, on_media)
         report.problems[first_row_problem:first_row_problem] = read_problems  # the files' lines first
     except BaseException as exc:
         if own_run:

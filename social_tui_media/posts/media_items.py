@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import SplitResult, unquote_plus, urlsplit
 
-from social_tui_media.store.interface import slot_key
+from social_tui_media.store.interface import split_slot_key
 
 ALLOWED_SCHEMES = ("http", "https")
 
@@ -51,20 +51,30 @@ def post_identity(post: Any) -> str | None:
 
 def url_expiry(url: str) -> datetime | None:
     """The expiry a signed CDN URL carries in its `e=` parameter, if any."""
-    values = parse_qs(urlsplit(url).query).get("e")
-    if not values:
-        return None
-    try:
-        return datetime.fromtimestamp(int(values[0]), tz=UTC)
-    except (ValueError, OverflowError, OSError):
-        return None
+    return query_expiry(urlsplit(url).query)
+
+
+def query_expiry(query: str) -> datetime | None:
+    """The expiry in a URL's query: its first non-empty `e=` value (decoded as parse_qs does),
+    read as epoch seconds; None when there is none or it is not a usable number."""
+    for pair in query.split("&"):
+        if pair.startswith("e=") and (value := unquote_plus(pair[2:])):
+            try:
+                return datetime.fromtimestamp(int(value), tz=UTC)
+            except (ValueError, OverflowError, OSError):
+                return None
+    return None
 
 
 def url_problem(url: Any) -> str | None:
     """Why a media URL cannot be fetched, or None when it is an absolute http(s) URL."""
     if not isinstance(url, str) or not url.strip():
         return "media URL is missing or not text"
-    parts = urlsplit(url.strip())
+    return split_url_problem(urlsplit(url.strip()))
+
+
+def split_url_problem(parts: SplitResult) -> str | None:
+    """`url_problem` of a URL already split."""
     if parts.scheme.lower() not in ALLOWED_SCHEMES:
         return f"media URL scheme {parts.scheme or 'none'!r} is not http or https"
     if not parts.netloc:
@@ -81,12 +91,12 @@ class _Collector:
         self._seen: set[str] = set()
 
     def add(self, url: Any, media_type: str, role: str, where: str) -> None:
-        problem = url_problem(url)
+        parts = urlsplit(url.strip()) if isinstance(url, str) and url.strip() else None
+        problem = split_url_problem(parts) if parts is not None else url_problem(url)
         if problem:
             self.problems.append(f"{where}: {problem}; skipped")
             return
-        url = url.strip()
-        key = slot_key(url)
+        key = split_slot_key(parts)
         if key in self._seen:
             return
         self._seen.add(key)
@@ -94,10 +104,10 @@ class _Collector:
             MediaItem(
                 media_type=media_type,
                 slot_role=role,
-                media_url=url,
+                media_url=url.strip(),
                 slot_key=key,
                 position=len(self.items),
-                url_expires_at=url_expiry(url),
+                url_expires_at=query_expiry(parts.query),
             )
         )
 

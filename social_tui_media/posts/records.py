@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from social_tui_media.ids import PREFIX_DOWNLOAD, PREFIX_MEDIA, generate_aws_id
 from social_tui_media.posts.files import LoadedPost, describe
-from social_tui_media.posts.media_items import extract_media_items
+from social_tui_media.posts.media_items import MediaItem, extract_media_items
 from social_tui_media.store.interface import MediaSlotRow, PostRecord
 from social_tui_media.store.rows import to_iso
 
@@ -41,8 +41,8 @@ def _posted_at_ms(post: dict, where: str, problems: list[str]) -> int:
     return int(stamp)
 
 
-def post_record(post: LoadedPost, problems: list[str]) -> PostRecord:
-    """The `posts` row of a scraped post."""
+def post_record(post: LoadedPost, problems: list[str], raw_json: str | None = None) -> PostRecord:
+    """The `posts` row of a scraped post (`raw_json`: the post already encoded, if it is)."""
     data = post.data
     where = describe(post.source_file, post.index, post.urn)
     author = data.get("author") if isinstance(data.get("author"), dict) else {}
@@ -58,8 +58,13 @@ def post_record(post: LoadedPost, problems: list[str]) -> PostRecord:
         text_content=_text(data.get("text")) or "",
         url=_text(data.get("url")),
         post_type=_text(data.get("post_type")),
-        raw_json=data,
+        raw_json=encoded_post(data) if raw_json is None else raw_json,
     )
+
+
+def encoded_post(data: dict) -> str:
+    """A post as the JSON text both `posts.raw_json` and `data_downloads.raw_json` hold."""
+    return json.dumps(data, ensure_ascii=False)
 
 
 def _stats(data: dict) -> dict | None:
@@ -105,6 +110,19 @@ def stats_download_id(import_key: bytes, post_id: str) -> str:
     return f"{PREFIX_DOWNLOAD}-{''.join(digits)}"
 
 
+def stats_fields(post: LoadedPost, problems: list[str], raw_json: str | None = None) -> dict:
+    """The part of a post's `data_downloads` row that needs no ids: its engagement stats as
+    this run saw them, and the post (`raw_json`: already encoded, if it is)."""
+    where = describe(post.source_file, post.index, post.urn)
+    stats = _stored_stats(_stats(post.data), where, problems)
+    return {
+        "total_reactions": _reactions(stats) or 0,
+        "stats_json": None if stats is None else json.dumps(stats),
+        "raw_json": encoded_post(post.data) if raw_json is None else raw_json,
+        "source_file_path": post.source_path or post.source_file,
+    }
+
+
 def stats_row(
     post: LoadedPost,
     post_id: str,
@@ -113,22 +131,55 @@ def stats_row(
     problems: list[str],
     download_id: str | None = None,
 ) -> dict:
-    """The post's `data_downloads` row: its engagement stats as this run saw them (a new
-    download_id unless one is given)."""
-    where = describe(post.source_file, post.index, post.urn)
-    stats = _stored_stats(_stats(post.data), where, problems)
+    """The post's `data_downloads` row (a new download_id unless one is given)."""
+    return with_stats_ids(stats_fields(post, problems), post_id, run_id, downloaded_at, download_id)
+
+
+def with_stats_ids(
+    fields: dict, post_id: str, run_id: str | None, downloaded_at: str, download_id: str | None = None
+) -> dict:
+    """A `data_downloads` row of `stats_fields` once the post has its id."""
     return {
         "download_id": download_id or generate_aws_id(PREFIX_DOWNLOAD), "post_id": post_id, "run_id": run_id,
-        "downloaded_at": downloaded_at, "total_reactions": _reactions(stats) or 0,
-        "stats_json": None if stats is None else json.dumps(stats), "raw_json": json.dumps(post.data),
-        "source_file_path": post.source_path or post.source_file,
+        "downloaded_at": downloaded_at, **fields,
     }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PreparedPost:
+    """A scraped post as the rows the store takes, but for the ids its stored row gives."""
+
+    record: PostRecord
+    media: list[MediaItem]
+    stats: dict  # its data_downloads row without ids (stats_fields)
+
+
+def prepare_post(post: LoadedPost, problems: list[str]) -> PreparedPost:
+    """One post's rows, the post encoded once for both tables; what was wrong with it is a
+    line in `problems`."""
+    raw_json = encoded_post(post.data)
+    where = describe(post.source_file, post.index, post.urn)
+    return PreparedPost(
+        post_record(post, problems, raw_json),
+        media_items(post.data, where, problems),
+        stats_fields(post, problems, raw_json),
+    )
 
 
 def media_rows(post_id: str, data: dict, where: str, problems: list[str]) -> list[MediaSlotRow]:
     """The `post_media` slot rows of one post (new ids; existing slots keep theirs on upsert)."""
+    return slot_rows(post_id, media_items(data, where, problems))
+
+
+def media_items(data: dict, where: str, problems: list[str]) -> list[MediaItem]:
+    """The media slots of one post, in order; what was skipped is a line in `problems`."""
     extracted = extract_media_items(data)
     problems.extend(f"{where}: {p}" for p in extracted.problems)
+    return extracted.items
+
+
+def slot_rows(post_id: str, items: list[MediaItem]) -> list[MediaSlotRow]:
+    """The `post_media` rows of a post's media slots, each with a new id."""
     return [
         MediaSlotRow(
             media_id=generate_aws_id(PREFIX_MEDIA),
@@ -140,7 +191,7 @@ def media_rows(post_id: str, data: dict, where: str, problems: list[str]) -> lis
             position=item.position,
             url_expires_at=to_iso(item.url_expires_at) if item.url_expires_at else None,
         )
-        for item in extracted.items
+        for item in items
     ]
 
 

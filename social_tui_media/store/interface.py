@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from social_tui_media.store.rows import to_iso, utc_now
 from social_tui_media.store.search import SearchHit, SearchQuery
@@ -56,7 +56,7 @@ class PostRecord:
     text_content: str
     url: str | None
     post_type: str | None
-    raw_json: dict
+    raw_json: str  # the scraped post as JSON text (posts.raw_json)
 
 
 @dataclass(frozen=True)
@@ -503,7 +503,11 @@ SIGNING_PARAMS = frozenset(
 def slot_key(url: str) -> str:
     """The slot identity of a media URL: scheme and host (lower case), path, and the query
     parameters that are not signing ones, in their order; stable across re-signed URLs."""
-    parts = urlsplit(url)
+    return split_slot_key(urlsplit(url))
+
+
+def split_slot_key(parts: SplitResult) -> str:
+    """`slot_key` of a URL already split."""
     kept = [p for p in parts.query.split("&") if p and p.split("=", 1)[0] not in SIGNING_PARAMS]
     key = f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path}"
     return f"{key}?{'&'.join(kept)}" if kept else key
@@ -512,10 +516,7 @@ def slot_key(url: str) -> str:
 def post_payloads(records: list[PostRecord], new_post_id: Callable[[], str]) -> list[dict]:
     """The `posts` rows to upsert, one per URN (ON CONFLICT may touch a row once per statement:
     a URN seen twice keeps its last record); `post_id` is used only for a new post."""
-    unique = {
-        r.urn: {"post_id": new_post_id(), **vars(r), "raw_json": json.dumps(r.raw_json, ensure_ascii=False)}
-        for r in records
-    }
+    unique = {r.urn: {"post_id": new_post_id(), **vars(r)} for r in records}
     return list(unique.values())
 
 

@@ -59,6 +59,28 @@ log = logging.getLogger(__name__)
 JSON_COLUMNS = ("raw_json", "stats_json", "payload", "ai_analysis", "ai_analysis_log", "text_segments")
 SEARCH_CANDIDATES = 400  # best-ranked index rows a search looks up first (see _search_top)
 CHUNK = 500  # rows per statement batch; well under SQLite's variable limit
+CACHE_KIB = 32 * 1024  # page cache: an import keeps the pages of its indexes it writes again and again
+
+
+_UPSERT_POST = """INSERT INTO posts (post_id, urn, full_urn, platform, posted_at_timestamp,
+        author_username, author_name, text_content, url, post_type, raw_json,
+        first_seen_at, last_seen_at, is_read, is_marked, created_at, updated_at)
+    VALUES (?,?,?,'linkedin',?,?,?,?,?,?,?,?,?,0,0,?,?)
+    ON CONFLICT (urn) DO UPDATE SET
+        full_urn = coalesce(nullif(excluded.full_urn, ''), posts.full_urn),
+        posted_at_timestamp = CASE WHEN posts.posted_at_timestamp = 0
+            THEN excluded.posted_at_timestamp ELSE posts.posted_at_timestamp END,
+        author_username = coalesce(nullif(excluded.author_username, ''), posts.author_username),
+        author_name = coalesce(nullif(excluded.author_name, ''), posts.author_name),
+        text_content = coalesce(nullif(excluded.text_content, ''), posts.text_content),
+        url = coalesce(nullif(excluded.url, ''), posts.url),
+        post_type = coalesce(nullif(excluded.post_type, ''), posts.post_type),
+        raw_json = excluded.raw_json,
+        last_seen_at = excluded.last_seen_at,
+        updated_at = excluded.updated_at"""
+_INSERT_SLOT = """INSERT INTO post_media (media_id, post_id, media_type, media_url, slot_key,
+        slot_role, position, url_expires_at, ai_analysis_log, created_at, updated_at)
+    VALUES (?,?,?,?,?,?,?,?,'[]',?,?)"""
 
 
 @dataclass(frozen=True)
@@ -226,41 +248,45 @@ def _primary_slots(conn: sqlite3.Connection, rows: list[MediaSlotRow]) -> dict[t
     return {(r["post_id"], r["slot_key"]): dict(r) for r in found}
 
 
-def _upsert_slot(
-    conn: sqlite3.Connection, row: MediaSlotRow, current: dict[tuple[str, str], dict], now: str
-) -> UpsertedMedia:
-    """Insert a slot, or refresh its stored row with a fresher URL; `current` follows the writes."""
-    key = (row.post_id, row.slot_key)
-    stored = current.get(key)
-    if stored is None:
-        conn.execute(
-            """INSERT INTO post_media (media_id, post_id, media_type, media_url, slot_key,
-                   slot_role, position, url_expires_at, ai_analysis_log, created_at, updated_at)
-               VALUES (?,?,?,?,?,?,?,?,'[]',?,?)""",
-            (
-                row.media_id, row.post_id, row.media_type, row.media_url, row.slot_key,
-                row.slot_role, row.position, row.url_expires_at, now, now,
-            ),
-        )  # fmt: skip
-        current[key] = {
-            "media_id": row.media_id,
-            "media_url": row.media_url,
-            "url_expires_at": row.url_expires_at,
-        }
-        return UpsertedMedia(row.media_id, row.post_id, row.slot_key, True)
-    old_expiry, new_expiry = stored["url_expires_at"], row.url_expires_at
-    newer = old_expiry is None or new_expiry is None or new_expiry >= old_expiry
-    if row.media_url != stored["media_url"] and newer:  # an older scrape's URL changes nothing
-        expiry = max(filter(None, (old_expiry, new_expiry)), default=None)
-        conn.execute(
-            """UPDATE post_media SET media_url=?, url_expires_at=?, download_permanent=0,
-                   download_status=CASE WHEN download_status='failed' THEN 'pending'
-                                        ELSE download_status END,
-                   updated_at=? WHERE media_id=?""",
-            (row.media_url, expiry, now, stored["media_id"]),
-        )
-        stored.update(media_url=row.media_url, url_expires_at=expiry)
-    return UpsertedMedia(stored["media_id"], row.post_id, row.slot_key, False)
+def _upsert_slots(conn: sqlite3.Connection, rows: list[MediaSlotRow], now: str) -> list[UpsertedMedia]:
+    """Insert each slot, or refresh its stored row with a fresher URL; new rows go in together."""
+    current = _primary_slots(conn, rows)  # follows the writes: a slot met twice is met stored
+    out: list[UpsertedMedia] = []
+    inserts: list[tuple] = []
+    for row in rows:
+        key = (row.post_id, row.slot_key)
+        stored = current.get(key)
+        if stored is None:
+            inserts.append(
+                (
+                    row.media_id, row.post_id, row.media_type, row.media_url, row.slot_key,
+                    row.slot_role, row.position, row.url_expires_at, now, now,
+                )
+            )  # fmt: skip
+            current[key] = {
+                "media_id": row.media_id,
+                "media_url": row.media_url,
+                "url_expires_at": row.url_expires_at,
+            }
+            out.append(UpsertedMedia(row.media_id, row.post_id, row.slot_key, True))
+            continue
+        old_expiry, new_expiry = stored["url_expires_at"], row.url_expires_at
+        newer = old_expiry is None or new_expiry is None or new_expiry >= old_expiry
+        if row.media_url != stored["media_url"] and newer:  # an older scrape's URL changes nothing
+            conn.executemany(_INSERT_SLOT, inserts)  # the row to refresh may be one of them
+            inserts.clear()
+            expiry = max(filter(None, (old_expiry, new_expiry)), default=None)
+            conn.execute(
+                """UPDATE post_media SET media_url=?, url_expires_at=?, download_permanent=0,
+                       download_status=CASE WHEN download_status='failed' THEN 'pending'
+                                            ELSE download_status END,
+                       updated_at=? WHERE media_id=?""",
+                (row.media_url, expiry, now, stored["media_id"]),
+            )
+            stored.update(media_url=row.media_url, url_expires_at=expiry)
+        out.append(UpsertedMedia(stored["media_id"], row.post_id, row.slot_key, False))
+    conn.executemany(_INSERT_SLOT, inserts)
+    return out
 
 
 def _write_analysis(conn: sqlite3.Connection, outcome: AnalysisOutcome, log: list[dict], now: str) -> None:
@@ -351,6 +377,7 @@ class SQLiteStore(MediaStore):
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.execute("PRAGMA busy_timeout=60000")
             self._conn.execute("PRAGMA temp_store=MEMORY")  # statement journals (a trigger needs one per row)
+            self._conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_LIMIT_PAGES}")
             with self._lock:
                 _add_missing_columns(self._conn)
@@ -389,35 +416,21 @@ class SQLiteStore(MediaStore):
                 existing = dict(
                     conn.execute(f"SELECT urn, post_id FROM posts WHERE urn IN ({marks})", urns).fetchall()
                 )
+                values = []
                 for record in chunk:
                     post_id = existing.get(record.urn) or result.get(record.urn, (None,))[0]
                     inserted = post_id is None
                     post_id = post_id or generate_aws_id(PREFIX_POST)
-                    conn.execute(
-                        """INSERT INTO posts (post_id, urn, full_urn, platform, posted_at_timestamp,
-                               author_username, author_name, text_content, url, post_type, raw_json,
-                               first_seen_at, last_seen_at, is_read, is_marked, created_at, updated_at)
-                           VALUES (?,?,?,'linkedin',?,?,?,?,?,?,?,?,?,0,0,?,?)
-                           ON CONFLICT (urn) DO UPDATE SET
-                               full_urn = coalesce(nullif(excluded.full_urn, ''), posts.full_urn),
-                               posted_at_timestamp = CASE WHEN posts.posted_at_timestamp = 0
-                                   THEN excluded.posted_at_timestamp ELSE posts.posted_at_timestamp END,
-                               author_username = coalesce(nullif(excluded.author_username, ''), posts.author_username),
-                               author_name = coalesce(nullif(excluded.author_name, ''), posts.author_name),
-                               text_content = coalesce(nullif(excluded.text_content, ''), posts.text_content),
-                               url = coalesce(nullif(excluded.url, ''), posts.url),
-                               post_type = coalesce(nullif(excluded.post_type, ''), posts.post_type),
-                               raw_json = excluded.raw_json,
-                               last_seen_at = excluded.last_seen_at,
-                               updated_at = excluded.updated_at""",
+                    values.append(
                         (
                             post_id, record.urn, record.full_urn, record.posted_at_timestamp,
                             record.author_username, record.author_name, record.text_content, record.url,
-                            record.post_type, json.dumps(record.raw_json, ensure_ascii=False), now, now, now, now,
-                        ),
+                            record.post_type, record.raw_json, now, now, now, now,
+                        )
                     )  # fmt: skip
                     previous = result.get(record.urn)
                     result[record.urn] = (post_id, inserted if previous is None else previous[1])
+                conn.executemany(_UPSERT_POST, values)  # in order: a URN met twice updates its row
         return [result[r.urn] for r in records]
 
     def start_run(self, source_path: str, script_name: str, run_id: str | None = None) -> str:
@@ -472,8 +485,7 @@ class SQLiteStore(MediaStore):
         out: list[UpsertedMedia] = []
         with self._transaction() as conn:
             for chunk in _chunks(rows):
-                current = _primary_slots(conn, chunk)
-                out += [_upsert_slot(conn, row, current, now) for row in chunk]
+                out += _upsert_slots(conn, chunk, now)
         return out
 
     def iter_media(self, query: MediaQuery) -> Iterator[dict]:
@@ -1135,12 +1147,12 @@ class SQLiteStore(MediaStore):
     def find_cached(self, post_id: str | None = None, slot_key: str | None = None) -> dict | None:
         if post_id is None and slot_key is None:
             return None
+        where = ["download_status = 'downloaded'", "evicted_at IS NULL", "local_file_path IS NOT NULL"]
+        given = {"post_id": post_id, "slot_key": slot_key}
+        where += [f"{column} = ?" for column, value in given.items() if value is not None]  # each by its index
         rows = self._rows(
-            """SELECT * FROM post_media
-                WHERE download_status = 'downloaded' AND evicted_at IS NULL AND local_file_path IS NOT NULL
-                  AND (? IS NULL OR post_id = ?) AND (? IS NULL OR slot_key = ?)
-                ORDER BY position, media_id LIMIT 1""",
-            (post_id, post_id, slot_key, slot_key),
+            f"SELECT * FROM post_media WHERE {' AND '.join(where)} ORDER BY position, media_id LIMIT 1",
+            [value for value in given.values() if value is not None],
         )
         return rows[0] if rows else None
 
