@@ -614,3 +614,25 @@ def test_reading_in_a_process_of_its_own_stores_the_same_rows_and_says_the_same_
     assert here[0][0] > FIRST_BATCH_POSTS + 1499  # every post of the big file, the samples' too
     assert len(here[1]) > FIRST_BATCH_POSTS + 1499  # a line for each lone surrogate, the bad files'
     assert apart == here
+
+
+def test_a_script_without_a_main_guard_imports_large_input(tmp_path):
+    """The reader process starts afresh: a caller's script is not run again in it (as
+    multiprocessing's spawn would, failing or repeating the script's work)."""
+    posts = [a_post(n) for n in range(1, 301)]
+    directory = write_posts(tmp_path / "posts", "scrape.json", posts)
+    script = tmp_path / "update_data.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from social_tui_media.jobs.import_posts import import_path\n"
+        "from social_tui_media.store.sqlite import SQLiteStore\n"
+        f"store = SQLiteStore({str(tmp_path / 'db.sqlite')!r})\n"
+        f"report = import_path(store, {str(directory)!r}, parallel=True)\n"
+        "store.close()\n"
+        "print('imported', report.posts_new)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert (done.returncode, done.stdout) == (0, "imported 300\n"), done.stderr

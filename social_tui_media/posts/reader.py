@@ -8,13 +8,14 @@ Both ways give the same batches and the same problem lines in the same order.
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import queue
+import os
+import pickle
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from social_tui_media.posts.files import iter_posts
@@ -24,8 +25,6 @@ log = logging.getLogger(__name__)
 FIRST_BATCH_POSTS = 100  # small, so downloads can start while later batches are read
 BATCH_POSTS = 1000
 PARALLEL_ABOVE_BYTES = 8 * 1024 * 1024  # input larger than this is read in a process of its own
-QUEUED_BATCHES = 2  # batches the reader may be ahead of the writer: memory stays flat
-WAIT_SECONDS = 1.0  # how often a waiting writer checks that the reader is still there
 
 
 class PostReaderError(RuntimeError):
@@ -69,47 +68,63 @@ def _batches(paths: list[Path], read_problems: list[str]) -> Iterator[ReadBatch]
         size = BATCH_POSTS
 
 
-def _read_into(paths: list[Path], batches: multiprocessing.Queue) -> None:
-    """The reading process: every batch, then the files' problem lines (or why it failed)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the writer, which stops this process
+def reader_main() -> None:
+    """The reading process (`python -m social_tui_media.posts.reader`): the paths arrive
+    pickled on stdin; every batch, then the files' problem lines (or why it failed), leave
+    pickled on stdout. A full pipe makes it wait: it is never more than a batch ahead."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the writer, which ends this process
+    paths = pickle.load(sys.stdin.buffer)
+    out = sys.stdout.buffer
     read_problems: list[str] = []
     try:
         for batch in _batches(paths, read_problems):
-            batches.put(("batch", batch))
-        batches.put(("done", read_problems))
+            pickle.dump(("batch", batch), out, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump(("done", read_problems), out)
     except Exception as exc:  # noqa: BLE001 - passed on whole to the writer, which raises it
-        batches.put(("failed", f"{exc.__class__.__name__}: {exc}"))
+        pickle.dump(("failed", f"{exc.__class__.__name__}: {exc}"), out)
+    out.flush()
 
 
 def _from_reader_process(paths: list[Path], read_problems: list[str]) -> Iterator[ReadBatch]:
-    context = multiprocessing.get_context("spawn")  # nothing of this process (threads, connections) is copied
-    batches = context.Queue(maxsize=QUEUED_BATCHES)
-    reader = context.Process(target=_read_into, args=(paths, batches), name="post-reader", daemon=True)
-    reader.start()
-    log.debug("reading %d file(s) in process %s", len(paths), reader.pid)
-    try:
-        while True:
-            kind, value = _next_message(batches, reader)
-            if kind == "batch":
-                yield value
-            elif kind == "done":
-                read_problems.extend(value)
-                return
-            else:
-                raise PostReaderError(f"reading the post files failed: {value}")
-    finally:
-        if reader.is_alive():
-            reader.terminate()
-        reader.join()
-        batches.close()
-
-
-def _next_message(batches: multiprocessing.Queue, reader: BaseProcess) -> tuple[str, object]:
-    while True:
+    """A process of its own, started afresh (nothing of this one, nor its caller's script, runs
+    again in it)."""
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, (package_root, os.environ.get("PYTHONPATH")))),
+    }
+    command = [sys.executable, "-m", __name__]
+    with subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
+    ) as reader:
+        log.debug("reading %d file(s) in process %s", len(paths), reader.pid)
         try:
-            return batches.get(timeout=WAIT_SECONDS)
-        except queue.Empty:
-            if not reader.is_alive():
-                raise PostReaderError(
-                    f"the process reading the post files ended unexpectedly (exit code {reader.exitcode})"
-                ) from None
+            reader.stdin.write(pickle.dumps(paths))
+            reader.stdin.close()
+            while True:
+                kind, value = _next_message(reader)
+                if kind == "batch":
+                    yield value
+                elif kind == "done":
+                    read_problems.extend(value)
+                    return
+                else:
+                    raise PostReaderError(f"reading the post files failed: {value}")
+        finally:
+            if reader.poll() is None:
+                reader.kill()
+
+
+def _next_message(reader: subprocess.Popen) -> tuple[str, object]:
+    try:
+        return pickle.load(reader.stdout)
+    except (EOFError, pickle.UnpicklingError, OSError):
+        raise PostReaderError(
+            f"the process reading the post files ended unexpectedly (exit code {reader.wait()})"
+        ) from None
+
+
+if __name__ == "__main__":  # run by its own name, so what it pickles names this module, not __main__
+    import social_tui_media.posts.reader
+
+    social_tui_media.posts.reader.reader_main()
