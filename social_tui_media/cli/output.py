@@ -142,11 +142,12 @@ def progress_bar(description: str, with_bytes: bool = True) -> Iterator[BarProgr
 
 def run_command(handler: Callable[[], int]) -> int:
     """Run a command; expected failures become one red line and exit 2, never a traceback."""
+    from social_tui_media.posts.reader import PostReaderError
     from social_tui_media.store.interface import StoreError, StoreFull
 
     try:
         return handler()
-    except StoreFull as exc:  # the job ran but could not record its work: items failed, not usage
+    except (StoreFull, PostReaderError) as exc:  # the job ran but could not finish its work: not usage
         return fail(str(exc), EXIT_ITEMS_FAILED)
     except (UsageError, ConfigError, StoreError) as exc:
         return fail(str(exc))
