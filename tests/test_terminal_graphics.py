@@ -12,6 +12,7 @@ import struct
 import subprocess
 import sys
 import termios
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -36,6 +37,19 @@ graphics = probe_terminal(sys.argv[1])
 seconds = time.perf_counter() - started
 print(json.dumps({"protocol": graphics.protocol, "cell_size": graphics.cell_size, "seconds": seconds}),
       file=sys.stderr)
+"""
+
+# What `hand_over_graphics` promises: textual-image's widgets load afterwards without a question.
+HAND_OVER = """
+import json, sys, time
+from social_tui_media.cli.browse import hand_over_graphics
+from social_tui_media.cli.terminal_graphics import TerminalGraphics
+hand_over_graphics(TerminalGraphics("halfblock", (9, 18)))
+started = time.perf_counter()
+import textual_image.widget
+from textual_image._terminal import get_cell_size
+seconds = time.perf_counter() - started
+print(json.dumps({"cell_size": list(get_cell_size()), "seconds": seconds}), file=sys.stderr)
 """
 
 
@@ -165,6 +179,14 @@ def test_off_a_terminal_nothing_is_asked_and_the_preview_is_plain_unicode():
     )  # fmt: skip
     assert result.stdout == b""
     assert json.loads(result.stderr)["protocol"] == "unicode"
+
+
+def test_after_the_hand_over_textual_image_loads_without_asking_the_terminal():
+    started = time.monotonic()
+    session = run_on_terminal(HAND_OVER, ScriptedTerminal(device_attributes=None))
+    assert session.written == b""  # no question Textual's key reader could take the answer of
+    assert session.result["cell_size"] == [9, 18]
+    assert session.result["seconds"] < 2 and time.monotonic() - started < 30
 
 
 def test_answers_are_found_among_keys_pressed_meanwhile():
