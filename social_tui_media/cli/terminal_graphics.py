@@ -104,16 +104,20 @@ def window_cell_size(fd: int) -> tuple[int, int] | None:
 
 
 def ask_terminal(fd_in: int, fd_out: int, questions: bytes, timeout: float = PROBE_SECONDS) -> bytes:
-    """Write `questions` and DA1, and read until DA1's answer (or `timeout`): what came back.
-    Echo and line buffering are off meanwhile, so no answer shows on the screen."""
+    """Write `questions` and DA1, and read until DA1's answer (or `timeout`): what came back,
+    nothing when the terminal cannot be asked. Echo and line buffering are off meanwhile, so no
+    answer shows on the screen."""
     import termios
     import tty
 
-    before = termios.tcgetattr(fd_in)
+    try:
+        before = termios.tcgetattr(fd_in)
+    except termios.error:
+        return b""
+    data = b""
     tty.setcbreak(fd_in, termios.TCSANOW)
     try:
         os.write(fd_out, questions + DEVICE_ATTRIBUTES_QUERY)
-        data = b""
         deadline = time.monotonic() + timeout
         while not DEVICE_ATTRIBUTES_ANSWER.search(data):
             left = deadline - time.monotonic()
@@ -123,9 +127,11 @@ def ask_terminal(fd_in: int, fd_out: int, questions: bytes, timeout: float = PRO
             if not chunk:
                 break
             data += chunk
-        return data
+    except OSError:
+        pass  # the terminal went away: what came back so far
     finally:
         termios.tcsetattr(fd_in, termios.TCSANOW, before)
+    return data
 
 
 def probe_terminal(wanted: str = "auto", timeout: float = PROBE_SECONDS) -> TerminalGraphics:
