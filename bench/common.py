@@ -412,7 +412,8 @@ WARM_UP_IMPORTS = (
     "social_tui_media.cli.manage_data, social_tui_media.cli.manage_media, social_tui_media.jobs.archive, "
     "social_tui_media.jobs.analyze, social_tui_media.jobs.download, social_tui_media.store.sqlite, "
     "social_tui_media.store.postgres, social_tui_media.store.migrations, boto3, botocore.session, "
-    "s3transfer.manager, openai, av, pypdfium2, requests, awscli.clidriver"
+    "s3transfer.manager, openai, av, pypdfium2, requests, awscli.clidriver, social_tui_media.cli.browse, "
+    "textual_image.widget"
 )
 
 

@@ -195,17 +195,24 @@ def wait_for(session: str, text: str, seconds: float = 30) -> str:
     raise AssertionError(f"{text!r} never showed; the screen:\n{screen}")
 
 
-def test_browse_in_tmux_lists_searches_and_quits(shown_media, cli_env, tmp_path):
+def start_in_tmux(cli_env: dict[str, str], cwd: Path, *args: str) -> str:
+    """`manage_media.py ARGS` in a new tmux server of its own (150x40); the session's name."""
     if shutil.which("tmux") is None:
         pytest.fail("tmux is needed to test what a terminal shows (.ci/run installs it)")
     session = f"stm-browse-{uuid.uuid4().hex[:8]}"
     env = " ".join(f"{k}={shlex.quote(v)}" for k, v in cli_env.items() if k not in ("COLUMNS", "LINES"))
-    command = f"env -i TERM=xterm-256color {env} {sys.executable} {ROOT / 'manage_media.py'} browse; echo EXIT=$?; sleep 30"
+    script = f"{sys.executable} {ROOT / 'manage_media.py'} {shlex.join(args)}"
+    command = f"env -i TERM=xterm-256color {env} {script}; echo EXIT=$?; sleep 30"
     subprocess.run(
         ["tmux", "-L", session, "new-session", "-d", "-s", session, "-x", "150", "-y", "40", command],
         check=True,
-        cwd=tmp_path,
+        cwd=cwd,
     )
+    return session
+
+
+def test_browse_in_tmux_lists_searches_and_quits(shown_media, cli_env, tmp_path):
+    session = start_in_tmux(cli_env, tmp_path, "browse")
     try:
         wait_for(session, "13 media")
         screen = wait_for(session, "Copy post URL")
@@ -227,6 +234,40 @@ def test_browse_in_tmux_lists_searches_and_quits(shown_media, cli_env, tmp_path)
     finally:
         subprocess.run(["tmux", "-L", session, "kill-server"], capture_output=True)
     assert "EXIT=0" in screen
+
+
+def test_the_image_option_draws_the_thumbnail_the_way_it_names(shown_media, cli_env, tmp_path):
+    session = start_in_tmux(cli_env, tmp_path, "browse", "--image", "unicode")
+    try:
+        wait_for(session, "13 media")
+        deadline = time.monotonic() + 30
+        while not any(shade in (screen := tmux_screen(session)) for shade in "▓▒░"):
+            assert time.monotonic() < deadline, f"no grey-shade thumbnail; the screen:\n{screen}"
+            time.sleep(0.2)
+        assert "▀" not in screen  # not the half-blocks auto picks in tmux
+        subprocess.run(["tmux", "-L", session, "send-keys", "-t", session, "q"], check=True)
+        screen = wait_for(session, "EXIT=")
+    finally:
+        subprocess.run(["tmux", "-L", session, "kill-server"], capture_output=True)
+    assert "EXIT=0" in screen
+
+
+def test_the_list_is_drawn_before_the_preview_loads(store, settings, shown_media):
+    app = browser(store, settings)
+
+    async def main():
+        async with app.run_test(size=(150, 40)) as pilot:
+            table = app.query_one("DataTable")
+            deadline = time.monotonic() + 30
+            while table.row_count == 0:
+                assert time.monotonic() < deadline, "no row came"
+                await asyncio.sleep(0)
+            assert app.preview is None and not app.screen.query("#preview")  # the rows first...
+            await settle(pilot)
+            preview = app.query_one("#preview")  # ...textual-image's widget after them
+            assert preview is app.preview and preview.image is not None
+
+    asyncio.run(main())
 
 
 def test_what_a_person_looks_at_is_marked_used_for_eviction(store, settings, shown_media):

@@ -4,12 +4,14 @@ textual-image (Kitty or Sixel graphics where the terminal has them, Unicode half
 everywhere else, tmux and SSH included); the analysis, texts and post beside it.
 
 Rows come a page at a time (`find_media`): the first screen shows at once on any number of rows,
-the next page loads when the cursor nears the end. Everything from posts is shown as text, never
-markup.
+the next page loads when the cursor nears the end. The list is drawn first; textual-image's
+widget (with numpy) loads after it, on a thread. What the terminal can draw was asked before
+Textual started (`terminal_graphics`). Everything from posts is shown as text, never markup.
 """
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import sys
@@ -23,13 +25,14 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-# textual-image asks the terminal what it can draw (cell size, Sixel, Kitty graphics) when it is
-# imported, which only works before Textual owns the terminal: import it here, at the top.
-from textual_image.widget import HalfcellImage, SixelImage, TGPImage, UnicodeImage
-from textual_image.widget import Image as AutoImage
+# Only textual-image's terminal module here (no numpy, no questions to the terminal): its widgets
+# load after the first screen, see `image_widget`.
+from textual_image import _terminal as textual_image_terminal
 
+from social_tui_media.cli.terminal_graphics import TerminalGraphics
 from social_tui_media.jobs.gallery_pages import first_line, posted_day, web_url
 from social_tui_media.media.cache import MediaCache
 from social_tui_media.settings import Settings
@@ -37,12 +40,11 @@ from social_tui_media.store.browse import find_media
 from social_tui_media.store.interface import BrowseQuery, MediaStore, requeue_for_analysis
 from social_tui_media.store.usage import UsageRecorder
 
-IMAGE_WIDGETS: dict[str, type] = {
-    "auto": AutoImage,  # the best the terminal answered for
-    "kitty": TGPImage,
-    "sixel": SixelImage,
-    "halfblock": HalfcellImage,
-    "unicode": UnicodeImage,
+IMAGE_WIDGETS = {  # the preview's widget in textual_image.widget, by protocol
+    "kitty": "TGPImage",
+    "sixel": "SixelImage",
+    "halfblock": "HalfcellImage",
+    "unicode": "UnicodeImage",
 }
 COLUMNS = ("author", "date", "type", "size", "status", "description")
 SEARCH_PAUSE = 0.25  # seconds of no typing before the list is filtered again
@@ -104,6 +106,28 @@ def details_of(row: dict) -> Text:
     return out
 
 
+def image_widget(protocol: str) -> type[Widget]:
+    """The preview's widget class for a protocol. Importing textual-image's widgets takes about
+    0.1 s (numpy): the browser does it after the list is on the screen."""
+    import textual_image.widget
+
+    return getattr(textual_image.widget, IMAGE_WIDGETS[protocol])
+
+
+def _terminal_is_textuals(*args: object, **kwargs: object) -> None:
+    raise textual_image_terminal.TerminalError("asked before Textual started (terminal_graphics)")
+
+
+def hand_over_graphics(graphics: TerminalGraphics) -> None:
+    """Give textual-image the cell size the probe found and stop it asking the terminal itself:
+    its widgets ask on import (0.1 s per unanswered question), and once Textual reads the
+    keyboard the answers would go to Textual, or the keys to textual-image."""
+    if graphics.cell_size is not None:
+        cell_size = textual_image_terminal.CellSize(*graphics.cell_size)
+        textual_image_terminal.get_cell_size._result = cell_size  # its own cache
+    textual_image_terminal.capture_terminal_response = _terminal_is_textuals
+
+
 class MediaBrowser(App):
     """The browser. `store` stays open for the app's life; the caller closes it."""
 
@@ -112,6 +136,7 @@ class MediaBrowser(App):
     #list { width: 3fr; }
     #side { width: 2fr; border-left: solid $accent; }
     #search { dock: top; }
+    #preview-box { height: 16; }
     #preview { height: 16; width: auto; }
     #details { padding: 0 1; }
     """
@@ -131,13 +156,17 @@ class MediaBrowser(App):
         store: MediaStore,
         cache: MediaCache,
         query: BrowseQuery,
-        images: str = "auto",
+        images: str = "halfblock",
         page_rows: int | None = None,
     ):
         super().__init__()
+        if images not in IMAGE_WIDGETS:
+            raise ValueError(f"images={images!r}: one of {', '.join(IMAGE_WIDGETS)}")
         self.store, self.cache, self.query = store, cache, query
         self.used = UsageRecorder(store)  # what a person looks at stays cached longest (batched)
-        self.image_widget = IMAGE_WIDGETS[images]
+        self.images = images
+        self.preview: Any = None  # textual-image's widget, once the list is drawn
+        self.preview_asked = False
         self.page_rows = page_rows
         self.rows: list[dict] = []
         self.cursor: object | None = None
@@ -156,7 +185,7 @@ class MediaBrowser(App):
                 )
                 yield DataTable(id="media", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="side"):
-                yield self.image_widget(id="preview")
+                yield Vertical(id="preview-box")  # the image comes in after the first screen
                 yield Static(id="details")
         yield Footer()
 
@@ -202,7 +231,10 @@ class MediaBrowser(App):
                 self.show(self.rows[0])
             else:
                 self.query_one("#details", Static).update(Text("No media match."))
-                self.query_one("#preview").image = None
+                self._show_image(None)
+        if not self.preview_asked:
+            self.preview_asked = True
+            self.add_preview()
 
     def _more_if_near_end(self, index: int) -> None:
         if self.cursor is not None and not self.loading and index >= len(self.rows) - MORE_BEFORE_END:
@@ -220,11 +252,27 @@ class MediaBrowser(App):
             self.show(self.rows[event.cursor_row])
             self._more_if_near_end(event.cursor_row)
 
+    @work(exclusive=True, group="preview-widget")
+    async def add_preview(self) -> None:
+        """The preview's image widget, after the list is on the screen; textual-image and numpy
+        load meanwhile on a thread."""
+        painted = asyncio.Event()
+        self.call_after_refresh(painted.set)
+        await painted.wait()
+        widget_class = await asyncio.to_thread(image_widget, self.images)
+        preview = widget_class(id="preview")
+        await self.query_one("#preview-box").mount(preview)
+        self.preview = preview
+        row = self.current()
+        if row is not None:
+            self.load_thumbnail(row)
+
     def show(self, row: dict) -> None:
         self.used.touch(row["media_id"])
         self.query_one("#details", Static).update(details_of(row))
-        self.query_one("#preview").image = None
-        self.load_thumbnail(row)
+        self._show_image(None)
+        if self.preview is not None:  # else the preview loads the thumbnail when it comes
+            self.load_thumbnail(row)
 
     @work(thread=True, exclusive=True, group="preview")
     def load_thumbnail(self, row: dict) -> None:
@@ -239,7 +287,11 @@ class MediaBrowser(App):
     def _set_preview(self, media_id: str, path: Path | None) -> None:
         shown = self.current()
         if shown is not None and shown["media_id"] == media_id:
-            self.query_one("#preview").image = str(path) if path else None
+            self._show_image(path)
+
+    def _show_image(self, path: Path | None) -> None:
+        if self.preview is not None:
+            self.preview.image = str(path) if path else None
 
     # search -------------------------------------------------------------------------------------
 
@@ -326,9 +378,11 @@ class MediaBrowser(App):
         self._jump_in_post(-1)
 
 
-def run_browser(store: MediaStore, settings: Settings, query: BrowseQuery) -> int:
-    """Run the browser on this terminal until the user quits; the exit code."""
-    browser = MediaBrowser(store, MediaCache(settings.cache_dir), query)
+def run_browser(store: MediaStore, settings: Settings, query: BrowseQuery, graphics: TerminalGraphics) -> int:
+    """Run the browser on this terminal until the user quits; the exit code. `graphics` is what
+    `terminal_graphics.probe_terminal` found, asked before this."""
+    hand_over_graphics(graphics)
+    browser = MediaBrowser(store, MediaCache(settings.cache_dir), query, images=graphics.protocol)
     try:
         browser.run()
     finally:

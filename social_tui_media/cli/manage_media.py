@@ -34,6 +34,7 @@ from social_tui_media.cli.runs import (
     start_command,
     summary_for,
 )
+from social_tui_media.cli.terminal_graphics import PROTOCOLS, probe_in_background
 from social_tui_media.jobs.metrics import PipelineFigures, pipeline_figures
 from social_tui_media.jobs.verify import repair_cache, verify_cache
 from social_tui_media.media.cache import MediaCache
@@ -494,14 +495,16 @@ def browse_query(args) -> BrowseQuery:
 
 
 def cmd_browse(args, settings: Settings, store: MediaStore) -> int:
+    graphics = probe_in_background(args.image)  # the terminal answers while Textual loads
     try:
         from social_tui_media.cli.browse import run_browser
     except ImportError as exc:
+        graphics.result()  # the terminal as it was, before the message
         raise UsageError(
             f"browse needs Textual and textual-image ({exc.name} is missing): "
             "pip install 'social-tui-media[browse]' (or pip install -r requirements.txt)"
         ) from None
-    return run_browser(store, settings, browse_query(args))
+    return run_browser(store, settings, browse_query(args), graphics.result())
 
 
 def cmd_export_gallery(args, settings: Settings, store: MediaStore) -> int:
@@ -893,6 +896,11 @@ def build_parser() -> argparse.ArgumentParser:
         "query", metavar="QUERY", nargs="?", help="words in the analysis, the post's text or the author"
     )
     add_browse_filters(p)
+    p.add_argument(
+        "--image", choices=PROTOCOLS, default="auto",
+        help="how thumbnails are drawn (default auto: Sixel or Kitty graphics where the terminal "
+        "answers for them, else half-blocks); a protocol named here is not asked about",
+    )  # fmt: skip
 
     p = command("export-gallery", "write a static gallery (index.html) or a Markdown report of media")
     p.add_argument("out_dir", metavar="OUT_DIR", type=Path, help="folder to write (created if missing)")
