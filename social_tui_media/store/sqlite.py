@@ -1149,7 +1149,9 @@ class SQLiteStore(MediaStore):
             return None
         where = ["download_status = 'downloaded'", "evicted_at IS NULL", "local_file_path IS NOT NULL"]
         given = {"post_id": post_id, "slot_key": slot_key}
-        where += [f"{column} = ?" for column, value in given.items() if value is not None]  # each by its index
+        where += [
+            f"{column} = ?" for column, value in given.items() if value is not None
+        ]  # each by its index
         rows = self._rows(
             f"SELECT * FROM post_media WHERE {' AND '.join(where)} ORDER BY position, media_id LIMIT 1",
             [value for value in given.values() if value is not None],
