@@ -158,8 +158,10 @@ def seed_postgres(url: str, media: int) -> None:
         with conn.transaction():
             for statement in filter(str.strip, POSTGRES_SEED.split(";")):
                 conn.execute(statement, {"posts": -(-media // 3), "media": media})
-            # the search index its (skipped) triggers keep, built in one statement as the migration does
+            # the search documents its (skipped) triggers keep, built as the migrations do
+            conn.execute("SELECT post_search_refresh(array_agg(post_id)) FROM posts")
             conn.execute("SELECT media_search_refresh(array_agg(media_id)) FROM post_media")
+        conn.execute("ANALYZE post_search_index")
         conn.execute("ANALYZE media_search_index")
         conn.execute("ANALYZE posts")
         conn.execute("ANALYZE post_media")
