@@ -41,8 +41,8 @@ def _posted_at_ms(post: dict, where: str, problems: list[str]) -> int:
     return int(stamp)
 
 
-def post_record(post: LoadedPost, problems: list[str], raw_json: str | None = None) -> PostRecord:
-    """The `posts` row of a scraped post (`raw_json`: the post already encoded, if it is)."""
+def post_record(post: LoadedPost, problems: list[str], raw_json: str) -> PostRecord:
+    """The `posts` row of a scraped post (`raw_json`: the post encoded, `encoded_post`)."""
     data = post.data
     where = describe(post.source_file, post.index, post.urn)
     author = data.get("author") if isinstance(data.get("author"), dict) else {}
@@ -58,7 +58,7 @@ def post_record(post: LoadedPost, problems: list[str], raw_json: str | None = No
         text_content=_text(data.get("text")) or "",
         url=_text(data.get("url")),
         post_type=_text(data.get("post_type")),
-        raw_json=encoded_post(data) if raw_json is None else raw_json,
+        raw_json=raw_json,
     )
 
 
@@ -110,38 +110,25 @@ def stats_download_id(import_key: bytes, post_id: str) -> str:
     return f"{PREFIX_DOWNLOAD}-{''.join(digits)}"
 
 
-def stats_fields(post: LoadedPost, problems: list[str], raw_json: str | None = None) -> dict:
+def stats_fields(post: LoadedPost, problems: list[str], raw_json: str) -> dict:
     """The part of a post's `data_downloads` row that needs no ids: its engagement stats as
-    this run saw them, and the post (`raw_json`: already encoded, if it is)."""
+    this run saw them, and the post (`raw_json`: encoded, `encoded_post`)."""
     where = describe(post.source_file, post.index, post.urn)
     stats = _stored_stats(_stats(post.data), where, problems)
     return {
         "total_reactions": _reactions(stats) or 0,
         "stats_json": None if stats is None else json.dumps(stats),
-        "raw_json": encoded_post(post.data) if raw_json is None else raw_json,
+        "raw_json": raw_json,
         "source_file_path": post.source_path or post.source_file,
     }
 
 
-def stats_row(
-    post: LoadedPost,
-    post_id: str,
-    run_id: str | None,
-    downloaded_at: str,
-    problems: list[str],
-    download_id: str | None = None,
-) -> dict:
-    """The post's `data_downloads` row (a new download_id unless one is given)."""
-    return with_stats_ids(stats_fields(post, problems), post_id, run_id, downloaded_at, download_id)
-
-
 def with_stats_ids(
-    fields: dict, post_id: str, run_id: str | None, downloaded_at: str, download_id: str | None = None
+    fields: dict, post_id: str, run_id: str | None, downloaded_at: str, download_id: str
 ) -> dict:
     """A `data_downloads` row of `stats_fields` once the post has its id."""
     return {
-        "download_id": download_id or generate_aws_id(PREFIX_DOWNLOAD), "post_id": post_id, "run_id": run_id,
-        "downloaded_at": downloaded_at, **fields,
+        "download_id": download_id, "post_id": post_id, "run_id": run_id, "downloaded_at": downloaded_at, **fields,
     }  # fmt: skip
 
 
