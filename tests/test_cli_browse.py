@@ -262,7 +262,7 @@ def test_the_list_is_drawn_before_the_preview_loads(store, settings, shown_media
             while table.row_count == 0:
                 assert time.monotonic() < deadline, "no row came"
                 await asyncio.sleep(0)
-            assert app.preview is None and not app.screen.query("#preview")  # the rows first...
+            assert app.preview is None and not app.query("#preview")  # the rows first...
             await settle(pilot)
             preview = app.query_one("#preview")  # ...textual-image's widget after them
             assert preview is app.preview and preview.image is not None

@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -207,3 +208,35 @@ def test_extract_text_marks_each_file_it_reads_used(cli_env, served, tmp_path, s
     before = last_use()
     assert run(cli_env, "manage_media.py", "extract-text", "-q", cwd=tmp_path).returncode == 0
     assert last_use() > before
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite"])  # which statuses a claim takes is the store suite's
+def test_extract_text_takes_a_done_row_again_with_force_and_a_failed_one_with_retry_failed(
+    cli_env, served, tmp_path, store_kind
+):
+    body = text_media.png(text_media.slide(["Nitro cards"]))
+    posts = [post(1, "kim", "Hardware day", "2025-11-03", image(served, "nitro", body, "image/png"))]
+    directory = tmp_path / "one"
+    directory.mkdir()
+    (directory / "p.json").write_text(json.dumps(posts))
+    imported = run(cli_env, "manage_data.py", "import", str(directory), "--extract-text", "-q", cwd=tmp_path)
+    assert imported.returncode == 0, imported.stderr
+    listed = run(cli_env, "manage_media.py", "list", "--all", "--format", "json", cwd=tmp_path)
+    [row] = json.loads(listed.stdout)
+    cached = Path(row["local_file_path"])
+
+    def extract(*flags: str) -> dict:
+        done = run(
+            cli_env, "manage_media.py", "extract-text", "--media-id", row["media_id"], *flags, "--format", "json",
+            cwd=tmp_path,
+        )  # fmt: skip
+        return json.loads(done.stdout)
+
+    assert extract()["completed"] == 0  # read already: nothing to take
+    saved = cached.read_bytes()
+    cached.unlink()
+    assert extract("--force")["failed"] == 1  # taken again: its file is gone
+    assert extract()["failed"] == 0  # a failed row waits for --retry-failed
+    cached.write_bytes(saved)
+    assert extract("--retry-failed")["completed"] == 1
+    assert search(cli_env, tmp_path, "nitro", "--field", "text") == [["kim"]]

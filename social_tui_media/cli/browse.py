@@ -162,7 +162,7 @@ class MediaBrowser(App):
         super().__init__()
         if images not in IMAGE_WIDGETS:
             raise ValueError(f"images={images!r}: one of {', '.join(IMAGE_WIDGETS)}")
-        self.store, self.cache, self.query = store, cache, query
+        self.store, self.cache, self.browse_query = store, cache, query
         self.used = UsageRecorder(store)  # what a person looks at stays cached longest (batched)
         self.images = images
         self.preview: Any = None  # textual-image's widget, once the list is drawn
@@ -179,7 +179,7 @@ class MediaBrowser(App):
         with Horizontal():
             with Vertical(id="list"):
                 yield Input(
-                    value=self.query.text or "",
+                    value=self.browse_query.text or "",
                     placeholder="/ search analysis, post text, author",
                     id="search",
                 )
@@ -205,7 +205,7 @@ class MediaBrowser(App):
         """Start over with the current query (a new search)."""
         self.rows, self.cursor, self.loading = [], None, False  # a page still loading is for the old query
         self.query_one(DataTable).clear()
-        self.load_page(self.query, None, fresh=True)
+        self.load_page(self.browse_query, None, fresh=True)
 
     @work(thread=True, exclusive=True, group="rows")
     def load_page(self, query: BrowseQuery, cursor: object | None, fresh: bool = False) -> None:
@@ -213,7 +213,7 @@ class MediaBrowser(App):
         self.call_from_thread(self._add_page, query, page.rows, page.cursor, fresh)
 
     def _add_page(self, query: BrowseQuery, rows: list[dict], cursor: object | None, fresh: bool) -> None:
-        if query != self.query:  # a newer search was typed meanwhile
+        if query != self.browse_query:  # a newer search was typed meanwhile
             return
         table = self.query_one(DataTable)
         self.rows += rows
@@ -223,7 +223,7 @@ class MediaBrowser(App):
             table.add_row(*cells(row), key=row["media_id"])
         more = "+" if cursor is not None else ""
         self.sub_title = f"{len(self.rows)}{more} media" + (
-            f" · {self.query.text}" if self.query.text else ""
+            f" · {self.browse_query.text}" if self.browse_query.text else ""
         )
         if fresh:
             if self.rows:
@@ -239,7 +239,7 @@ class MediaBrowser(App):
     def _more_if_near_end(self, index: int) -> None:
         if self.cursor is not None and not self.loading and index >= len(self.rows) - MORE_BEFORE_END:
             self.loading = True
-            self.load_page(self.query, self.cursor)
+            self.load_page(self.browse_query, self.cursor)
 
     def current(self) -> dict | None:
         index = self.query_one(DataTable).cursor_row
@@ -302,8 +302,10 @@ class MediaBrowser(App):
         self._search_timer = self.set_timer(SEARCH_PAUSE, lambda: self._search(text))
 
     def _search(self, text: str | None) -> None:
-        if text != self.query.text:
-            self.query = BrowseQuery(text, self.query.post_id, self.query.author, self.query.media_type)
+        if text != self.browse_query.text:
+            self.browse_query = BrowseQuery(
+                text, self.browse_query.post_id, self.browse_query.author, self.browse_query.media_type
+            )
             self.reload()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

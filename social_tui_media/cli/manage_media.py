@@ -384,7 +384,6 @@ def cmd_download_all(args, settings: Settings, store: MediaStore) -> int:
 
 
 def cmd_extract_text(args, settings: Settings, store: MediaStore) -> int:
-
     media_ids = [args.media_id] if args.media_id else None
     if media_ids and store.get_media(args.media_id) is None:
         raise UsageError(f"no media with id {args.media_id!r}")
