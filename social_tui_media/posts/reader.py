@@ -94,9 +94,15 @@ def _from_reader_process(paths: list[Path], read_problems: list[str]) -> Iterato
         "PYTHONPATH": os.pathsep.join(filter(None, (package_root, os.environ.get("PYTHONPATH")))),
     }
     command = [sys.executable, "-m", __name__]
-    with subprocess.Popen(
-        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
-    ) as reader:
+    try:
+        started = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
+        )
+    except OSError as exc:
+        raise PostReaderError(
+            f"cannot start the process reading the post files ({sys.executable}): {exc}"
+        ) from None
+    with started as reader:
         log.debug("reading %d file(s) in process %s", len(paths), reader.pid)
         try:
             reader.stdin.write(pickle.dumps(paths))
