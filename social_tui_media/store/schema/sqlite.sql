@@ -258,6 +258,13 @@ CREATE VIRTUAL TABLE IF NOT EXISTS post_search USING fts5(
     tokenize = 'porter unicode61 remove_diacritics 2'
 );
 
+-- A post's document: its text and its author (username and name). A media row's document
+-- holds it too.
+CREATE VIEW IF NOT EXISTS post_doc_source AS
+SELECT rowid AS rowid, post_id, text_content AS post_text,
+       trim(coalesce(author_username, '') || ' ' || coalesce(author_name, '')) AS author
+  FROM posts;
+
 CREATE VIEW IF NOT EXISTS media_doc_source AS
 SELECT m.rowid AS rowid,
        nullif(trim(coalesce(m.extracted_text, '') || char(10) ||
@@ -269,10 +276,8 @@ SELECT m.rowid AS rowid,
             ELSE m.ai_analysis END AS description,
        CASE WHEN json_valid(m.ai_analysis) AND json_type(m.ai_analysis, '$.tags') = 'array'
             THEN (SELECT group_concat(value, ' ') FROM json_each(m.ai_analysis, '$.tags')) END AS tags,
-       p.text_content AS post_text,
-       trim(coalesce(p.author_username, '') || ' ' || coalesce(p.author_name, '')) AS author,
-       m.post_id AS post_id
-  FROM post_media m JOIN posts p ON p.post_id = m.post_id
+       p.post_text, p.author, m.post_id AS post_id
+  FROM post_media m JOIN post_doc_source p ON p.post_id = m.post_id
  WHERE m.ai_analysis IS NOT NULL OR coalesce(m.extracted_text, '') <> '';  -- text of its own
 
 -- The view and triggers of the first search index (one document per media row, each repeating
@@ -287,9 +292,9 @@ INSERT INTO media_search (rowid, image_text, description, tags, post_text, autho
 SELECT rowid, image_text, description, tags, post_text, author FROM media_doc_source
  WHERE NOT EXISTS (SELECT 1 FROM post_search);
 INSERT INTO post_search (rowid, post_text, author)
-SELECT rowid, text_content, trim(coalesce(author_username, '') || ' ' || coalesce(author_name, '')) FROM posts
- WHERE NOT EXISTS (SELECT 1 FROM post_search);
+SELECT rowid, post_text, author FROM post_doc_source WHERE NOT EXISTS (SELECT 1 FROM post_search);
 
+-- The WHEN repeats media_doc_source's rule so that an import's rows (none has text yet) skip the view.
 CREATE TRIGGER IF NOT EXISTS media_doc_insert AFTER INSERT ON post_media
 WHEN NEW.ai_analysis IS NOT NULL OR coalesce(NEW.extracted_text, '') <> '' BEGIN
     INSERT INTO media_search (rowid, image_text, description, tags, post_text, author)
@@ -313,8 +318,7 @@ END;
 
 CREATE TRIGGER IF NOT EXISTS post_doc_insert AFTER INSERT ON posts BEGIN
     INSERT INTO post_search (rowid, post_text, author)
-    VALUES (NEW.rowid, NEW.text_content,
-            trim(coalesce(NEW.author_username, '') || ' ' || coalesce(NEW.author_name, '')));
+    SELECT rowid, post_text, author FROM post_doc_source WHERE rowid = NEW.rowid;
 END;
 
 CREATE TRIGGER IF NOT EXISTS post_doc_update AFTER UPDATE OF text_content, author_username, author_name ON posts
@@ -323,8 +327,7 @@ WHEN OLD.text_content IS NOT NEW.text_content OR OLD.author_username IS NOT NEW.
 BEGIN
     DELETE FROM post_search WHERE rowid = OLD.rowid;
     INSERT INTO post_search (rowid, post_text, author)
-    VALUES (NEW.rowid, NEW.text_content,
-            trim(coalesce(NEW.author_username, '') || ' ' || coalesce(NEW.author_name, '')));
+    SELECT rowid, post_text, author FROM post_doc_source WHERE rowid = NEW.rowid;
     DELETE FROM media_search WHERE rowid IN (SELECT rowid FROM post_media WHERE post_id = NEW.post_id);
     INSERT INTO media_search (rowid, image_text, description, tags, post_text, author)
     SELECT rowid, image_text, description, tags, post_text, author FROM media_doc_source
