@@ -6,14 +6,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from social_tui_media.jobs import Progress
 from social_tui_media.jobs.download import DownloadReport, download_pending
-from social_tui_media.jobs.queue import next_row_claimer
+from social_tui_media.jobs.queue import next_row_claimer, run_workers
 from social_tui_media.media.vision import (
     AnalysisError,
     CircuitBreaker,
@@ -331,9 +331,7 @@ def analyze_pending(
                 progress.advance(1, 0)
 
     try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="analyze") as pool:
-            for future in [pool.submit(work) for _ in range(workers)]:
-                future.result()
+        run_workers(work, workers, "analyze")
     finally:
         used.close()
     if breaker.open:

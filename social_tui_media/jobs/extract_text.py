@@ -10,13 +10,12 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from pathlib import Path
 
 from social_tui_media.jobs import Progress
-from social_tui_media.jobs.queue import next_row_claimer
+from social_tui_media.jobs.queue import next_row_claimer, run_workers
 from social_tui_media.media.cache import MediaCache
 from social_tui_media.media.ocr import OcrEngine, load_engine
 from social_tui_media.media.phash import hamming
@@ -226,9 +225,7 @@ def extract_pending(
                 progress.advance(1, 0)
 
     try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="extract-text") as pool:
-            for future in [pool.submit(work) for _ in range(workers)]:
-                future.result()
+        run_workers(work, workers, "extract-text")
     finally:
         used.close()
     return report

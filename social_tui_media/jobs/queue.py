@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 # claim_one(worker, media_ids or None) -> the claimed row, or None
 ClaimOne = Callable[[str, list[str] | None], dict | None]
@@ -43,3 +44,11 @@ def next_row_claimer(
                 left[0] += 1  # taken by another worker meanwhile: try the next id
 
     return claim
+
+
+def run_workers(work: Callable[[], None], workers: int, name: str) -> None:
+    """Run `workers` threads of `work` (each takes rows until its claimer says the run is over)
+    and wait for all; the first error any of them raised is raised here."""
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as pool:
+        for future in [pool.submit(work) for _ in range(workers)]:
+            future.result()
