@@ -42,6 +42,17 @@ def image(served, name: str, body: bytes, kind: str = "image/jpeg") -> dict:
     return {"type": "image", "url": served.add(f"/dms/image/v2/{name}/0/1", body, kind)}
 
 
+def one_slide_post(served, tmp_path, author: str, slide_text: str, day: str) -> str:
+    """A directory holding one post by `author` whose image is a slide reading `slide_text`."""
+    body = text_media.png(text_media.slide([slide_text]))
+    name = slide_text.split()[0].lower()
+    posts = [post(1, author, "A day of talks", day, image(served, name, body, "image/png"))]
+    directory = tmp_path / "one"
+    directory.mkdir()
+    (directory / "p.json").write_text(json.dumps(posts))
+    return str(directory)
+
+
 @pytest.fixture
 def posts_dir(served, tmp_path):
     """Seven posts: a slide re-shared as the same bytes, a banner and its re-encoded smaller
@@ -175,14 +186,9 @@ def test_search_with_only_negations_is_a_usage_error(cli_env, tmp_path, store_ki
 
 @pytest.mark.parametrize("store_kind", ["sqlite"])
 def test_download_all_with_extract_text_reads_what_it_downloaded(cli_env, served, tmp_path, store_kind):
-    body = text_media.png(text_media.slide(["Aurora serverless"]))
-    posts = [post(1, "ivan", "Database day", "2025-11-01", image(served, "aurora", body, "image/png"))]
-    directory = tmp_path / "one"
-    directory.mkdir()
-    (directory / "p.json").write_text(json.dumps(posts))
+    directory = one_slide_post(served, tmp_path, "ivan", "Aurora serverless", "2025-11-01")
     assert (
-        run(cli_env, "manage_data.py", "import", str(directory), "--no-media", "-q", cwd=tmp_path).returncode
-        == 0
+        run(cli_env, "manage_data.py", "import", directory, "--no-media", "-q", cwd=tmp_path).returncode == 0
     )
     done = run(cli_env, "manage_media.py", "download-all", "--extract-text", "--format", "json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -193,12 +199,8 @@ def test_download_all_with_extract_text_reads_what_it_downloaded(cli_env, served
 
 @pytest.mark.parametrize("store_kind", ["sqlite"])  # marking is one store op, tested on every back end
 def test_extract_text_marks_each_file_it_reads_used(cli_env, served, tmp_path, store_kind):
-    body = text_media.png(text_media.slide(["Graviton four"]))
-    posts = [post(1, "jo", "Chips", "2025-11-02", image(served, "graviton", body, "image/png"))]
-    directory = tmp_path / "one"
-    directory.mkdir()
-    (directory / "p.json").write_text(json.dumps(posts))
-    assert run(cli_env, "manage_data.py", "import", str(directory), "-q", cwd=tmp_path).returncode == 0
+    directory = one_slide_post(served, tmp_path, "jo", "Graviton four", "2025-11-02")
+    assert run(cli_env, "manage_data.py", "import", directory, "-q", cwd=tmp_path).returncode == 0
 
     def last_use() -> str:
         listed = run(cli_env, "manage_media.py", "list", "--all", "--format", "json", cwd=tmp_path)
@@ -214,12 +216,8 @@ def test_extract_text_marks_each_file_it_reads_used(cli_env, served, tmp_path, s
 def test_extract_text_takes_a_done_row_again_with_force_and_a_failed_one_with_retry_failed(
     cli_env, served, tmp_path, store_kind
 ):
-    body = text_media.png(text_media.slide(["Nitro cards"]))
-    posts = [post(1, "kim", "Hardware day", "2025-11-03", image(served, "nitro", body, "image/png"))]
-    directory = tmp_path / "one"
-    directory.mkdir()
-    (directory / "p.json").write_text(json.dumps(posts))
-    imported = run(cli_env, "manage_data.py", "import", str(directory), "--extract-text", "-q", cwd=tmp_path)
+    directory = one_slide_post(served, tmp_path, "kim", "Nitro cards", "2025-11-03")
+    imported = run(cli_env, "manage_data.py", "import", directory, "--extract-text", "-q", cwd=tmp_path)
     assert imported.returncode == 0, imported.stderr
     listed = run(cli_env, "manage_media.py", "list", "--all", "--format", "json", cwd=tmp_path)
     [row] = json.loads(listed.stdout)
