@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 
 SEARCH_FIELDS = ("text", "description", "tags", "post")
-# FTS5 columns of each --field (sqlite.sql's media_search table).
+# FTS5 columns of each --field (sqlite.sql: media_search has all, post_search the "post" ones).
 FTS5_COLUMNS = {
     "text": ("image_text",),
     "description": ("description",),
