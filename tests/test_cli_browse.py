@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -211,9 +213,21 @@ def start_in_tmux(cli_env: dict[str, str], cwd: Path, *args: str) -> str:
     return session
 
 
-def test_browse_in_tmux_lists_searches_and_quits(shown_media, cli_env, tmp_path):
-    session = start_in_tmux(cli_env, tmp_path, "browse")
+@contextmanager
+def browsing_in_tmux(cli_env: dict[str, str], cwd: Path, *args: str) -> Iterator[str]:
+    """`manage_media.py ARGS` in tmux for the body; then `q`, and it must exit 0."""
+    session = start_in_tmux(cli_env, cwd, *args)
     try:
+        yield session
+        subprocess.run(["tmux", "-L", session, "send-keys", "-t", session, "q"], check=True)
+        screen = wait_for(session, "EXIT=")
+    finally:
+        subprocess.run(["tmux", "-L", session, "kill-server"], capture_output=True)
+    assert "EXIT=0" in screen
+
+
+def test_browse_in_tmux_lists_searches_and_quits(shown_media, cli_env, tmp_path):
+    with browsing_in_tmux(cli_env, tmp_path, "browse") as session:
         wait_for(session, "13 media")
         screen = wait_for(session, "Copy post URL")
         assert "Bo Chen @bo" in wait_for(session, "Bo Chen @bo")
@@ -229,27 +243,16 @@ def test_browse_in_tmux_lists_searches_and_quits(shown_media, cli_env, tmp_path)
         assert "A bar chart of cloud costs" in screen
         subprocess.run(["tmux", "-L", session, "send-keys", "-t", session, "Escape"], check=True)
         time.sleep(0.3)
-        subprocess.run(["tmux", "-L", session, "send-keys", "-t", session, "q"], check=True)
-        screen = wait_for(session, "EXIT=")
-    finally:
-        subprocess.run(["tmux", "-L", session, "kill-server"], capture_output=True)
-    assert "EXIT=0" in screen
 
 
 def test_the_image_option_draws_the_thumbnail_the_way_it_names(shown_media, cli_env, tmp_path):
-    session = start_in_tmux(cli_env, tmp_path, "browse", "--image", "unicode")
-    try:
+    with browsing_in_tmux(cli_env, tmp_path, "browse", "--image", "unicode") as session:
         wait_for(session, "13 media")
         deadline = time.monotonic() + 30
         while not any(shade in (screen := tmux_screen(session)) for shade in "▓▒░"):
             assert time.monotonic() < deadline, f"no grey-shade thumbnail; the screen:\n{screen}"
             time.sleep(0.2)
         assert "▀" not in screen  # not the half-blocks auto picks in tmux
-        subprocess.run(["tmux", "-L", session, "send-keys", "-t", session, "q"], check=True)
-        screen = wait_for(session, "EXIT=")
-    finally:
-        subprocess.run(["tmux", "-L", session, "kill-server"], capture_output=True)
-    assert "EXIT=0" in screen
 
 
 def test_the_list_is_drawn_before_the_preview_loads(store, settings, shown_media):
